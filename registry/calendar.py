@@ -1,0 +1,75 @@
+"""Dates the Korean way: Asia/Seoul, public holidays, business days, and an injectable clock.
+
+Every due date in yeongye comes from here, so a test or a simulation that swaps the clock moves a
+whole case through months in seconds (design.md, invariant 7).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Protocol
+from zoneinfo import ZoneInfo
+
+import holidays
+
+SEOUL = ZoneInfo("Asia/Seoul")
+
+
+class Clock(Protocol):
+    def now(self) -> dt.datetime: ...
+
+
+class SystemClock:
+    def now(self) -> dt.datetime:
+        return dt.datetime.now(SEOUL)
+
+
+class FixedClock:
+    """A clock tests set and move by hand."""
+
+    def __init__(self, at: dt.datetime) -> None:
+        self.at = at.astimezone(SEOUL)
+
+    def now(self) -> dt.datetime:
+        return self.at
+
+    def advance(self, delta: dt.timedelta) -> None:
+        self.at += delta
+
+
+def today(clock: Clock) -> dt.date:
+    return clock.now().astimezone(SEOUL).date()
+
+
+_KR = holidays.country_holidays("KR")
+
+
+def is_public_holiday(day: dt.date) -> bool:
+    """관공서 공휴일: Sundays and the statutory holidays (Saturdays are not 공휴일)."""
+    return day.weekday() == 6 or day in _KR
+
+
+def is_business_day(day: dt.date) -> bool:
+    return day.weekday() < 5 and day not in _KR
+
+
+def add_business_days(start: dt.date, days: int) -> dt.date:
+    """The date ``days`` business days after ``start`` (the first day is not counted, 민법 §157)."""
+    day = start
+    remaining = days
+    while remaining > 0:
+        day += dt.timedelta(days=1)
+        if is_business_day(day):
+            remaining -= 1
+    return day
+
+
+def add_months(start: dt.date, months: int) -> dt.date:
+    """Same day ``months`` later, clamped to the month's end; moved to the next business day."""
+    month_index = start.month - 1 + months
+    year, month = start.year + month_index // 12, month_index % 12 + 1
+    last_day = (dt.date(year + month // 12, month % 12 + 1, 1) - dt.timedelta(days=1)).day
+    day = dt.date(year, month, min(start.day, last_day))
+    while not is_business_day(day):
+        day += dt.timedelta(days=1)
+    return day

@@ -1,0 +1,270 @@
+"""The rules of a case: opening it, handing it off to agencies, decisions, consent, closing.
+
+Functions take an open ``Session`` and leave committing to the caller, so one handoff is one
+transaction. Every function that a retried or replayed step may call twice is idempotent.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from registry.models import (
+    Agency,
+    Approval,
+    AuditEntry,
+    Case,
+    Complex,
+    Consent,
+    FollowUp,
+    Referral,
+    Resident,
+    Staff,
+)
+
+INTERVENTIONS = ("hoarding",)
+
+# FHIR Task.status values an agency's answer may move a referral to, and those needing a reason.
+ANSWER_STATUSES = ("accepted", "rejected", "completed")
+REASON_REQUIRED = frozenset({"rejected", "cancelled", "on-hold", "failed"})
+FINAL_STATUSES = frozenset({"rejected", "completed", "cancelled", "failed"})
+
+
+class CaseError(ValueError):
+    """Bad input about a case; the message names the field and is safe to show a coordinator."""
+
+
+def audit(session: Session, case: Case | None, actor: str, action: str, **detail: Any) -> None:
+    session.add(AuditEntry(case_id=case.id if case else None, actor=actor, action=action, detail=detail))
+
+
+def find_case(session: Session, ref: str) -> Case:
+    case = session.scalar(select(Case).where(Case.ref == ref))
+    if case is None:
+        raise CaseError(f"case: 사례 '{ref}'를 찾을 수 없습니다 (unknown case)")
+    return case
+
+
+def _next_case_ref(session: Session, year: int) -> str:
+    prefix = f"C-{year}-"
+    last = session.scalar(select(func.max(Case.ref)).where(Case.ref.like(f"{prefix}%")))
+    number = int(last.removeprefix(prefix)) + 1 if last else 1
+    return f"{prefix}{number:04d}"
+
+
+def open_case(
+    session: Session, *, intervention: str, complex_code: str, resident_ref: str, opened_at: dt.datetime
+) -> Case:
+    """Validate a launch request and create the case; raises ``CaseError`` naming the bad field."""
+    if intervention not in INTERVENTIONS:
+        raise CaseError(f"intervention: 알 수 없는 개입 유형 '{intervention}' (unknown intervention)")
+    complex_ = session.get(Complex, complex_code)
+    if complex_ is None:
+        raise CaseError(f"--complex: 단지 '{complex_code}'가 등록되어 있지 않습니다 (unknown complex)")
+    resident = session.get(Resident, resident_ref)
+    if resident is None:
+        raise CaseError(f"--resident: 입주민 '{resident_ref}'가 등록되어 있지 않습니다 (unknown resident)")
+    if resident.complex_code != complex_code:
+        raise CaseError(
+            f"--resident: 입주민 '{resident_ref}'는 {complex_code}단지 입주민이 아닙니다 "
+            f"(resident lives in complex {resident.complex_code})"
+        )
+    open_ref = session.scalar(
+        select(Case.ref).where(
+            Case.resident_ref == resident_ref, Case.intervention == intervention, Case.status == "open"
+        )
+    )
+    if open_ref:
+        raise CaseError(
+            f"--resident: 입주민 '{resident_ref}'에게 진행 중인 {intervention} 사례 {open_ref}가 있습니다 "
+            f"(an open {intervention} case already exists)"
+        )
+    coordinator = session.scalar(
+        select(Staff).where(Staff.role == "coordinator", Staff.complex_code == complex_code).order_by(Staff.id)
+    )
+    supervisor = session.scalar(select(Staff).where(Staff.role == "supervisor").order_by(Staff.id))
+    if coordinator is None or supervisor is None:
+        raise CaseError(
+            f"--complex: {complex_code}단지에 담당 주거복지사 또는 슈퍼바이저가 없습니다 (no coordinator/supervisor)"
+        )
+    case = Case(
+        ref=_next_case_ref(session, opened_at.year),
+        intervention=intervention,
+        complex_code=complex_code,
+        resident_ref=resident_ref,
+        coordinator_id=coordinator.id,
+        supervisor_id=supervisor.id,
+        opened_at=opened_at,
+    )
+    session.add(case)
+    session.flush()
+    audit(session, case, coordinator.id, "case-opened", intervention=intervention)
+    return case
+
+
+def set_stage(session: Session, case: Case, stage: str) -> None:
+    if case.stage != stage:
+        case.stage = stage
+        audit(session, case, "flow", "stage", stage=stage)
+
+
+def choose_agency(session: Session, case: Case, type_code: str, step: str) -> Agency | None:
+    """The best agency of a type in the case's district not yet asked in this step (rank, then id)."""
+    asked = select(Referral.agency_id).where(Referral.case_id == case.id, Referral.step == step)
+    return session.scalar(
+        select(Agency)
+        .where(
+            Agency.type_code == type_code,
+            Agency.active.is_(True),
+            Agency.district == case.complex.district,
+            Agency.id.not_in(asked),
+        )
+        .order_by(Agency.rank, Agency.id)
+    )
+
+
+def open_referral(
+    session: Session, case: Case, *, step: str, agency: Agency, service: str, due_date: dt.date
+) -> Referral:
+    """Create the referral once; asking again for the same (case, step, agency) returns it."""
+    existing = session.scalar(
+        select(Referral).where(
+            Referral.case_id == case.id, Referral.step == step, Referral.agency_id == agency.id
+        )
+    )
+    if existing:
+        return existing
+    referral = Referral(
+        case_id=case.id, step=step, agency_id=agency.id, service=service, due_date=due_date
+    )
+    session.add(referral)
+    session.flush()
+    audit(session, case, case.coordinator_id, "referral-opened", step=step, agency=agency.id, service=service)
+    return referral
+
+
+def find_referral(session: Session, case: Case, step: str, agency_id: str) -> Referral | None:
+    return session.scalar(
+        select(Referral).where(
+            Referral.case_id == case.id, Referral.step == step, Referral.agency_id == agency_id
+        )
+    )
+
+
+def referrals_in_step(session: Session, case: Case, step: str) -> list[Referral]:
+    return list(
+        session.scalars(
+            select(Referral).where(Referral.case_id == case.id, Referral.step == step).order_by(Referral.id)
+        )
+    )
+
+
+def record_answer(
+    session: Session, case: Case, referral: Referral, *, status: str, reason: str, actor: str, at: dt.datetime
+) -> bool:
+    """Apply an agency's answer; returns False (and changes nothing) when it would be a no-op."""
+    if status not in ANSWER_STATUSES:
+        raise CaseError(f"status: '{status}'는 허용되지 않습니다; {', '.join(ANSWER_STATUSES)} 중 하나")
+    if status in REASON_REQUIRED and not reason.strip():
+        raise CaseError("reason: 거절 사유를 입력해야 합니다 (a reason is required)")
+    if referral.status in FINAL_STATUSES or referral.status == status:
+        return False
+    referral.status = status
+    referral.reason = reason or None
+    referral.updated_at = at
+    audit(session, case, actor, "referral-answered", step=referral.step, agency=referral.agency_id,
+          status=status, reason=reason)
+    return True
+
+
+def request_approval(
+    session: Session, case: Case, *, key: str, kind: str, approver_id: str, due_date: dt.date
+) -> Approval:
+    existing = session.scalar(select(Approval).where(Approval.case_id == case.id, Approval.key == key))
+    if existing:
+        return existing
+    approval = Approval(case_id=case.id, key=key, kind=kind, approver_id=approver_id, due_date=due_date)
+    session.add(approval)
+    session.flush()
+    audit(session, case, "flow", "approval-requested", key=key, kind=kind, approver=approver_id)
+    return approval
+
+
+def find_approval(session: Session, case: Case, key: str) -> Approval:
+    approval = session.scalar(select(Approval).where(Approval.case_id == case.id, Approval.key == key))
+    if approval is None:
+        raise CaseError(f"approval: 사례 {case.ref}에 '{key}' 결재 요청이 없습니다")
+    return approval
+
+
+def decide(
+    session: Session, case: Case, approval: Approval, *, approved: bool, reason: str, by: str, at: dt.datetime
+) -> None:
+    if approval.status != "requested":
+        return
+    if not approved and not reason.strip():
+        raise CaseError("reason: 반려 사유를 입력해야 합니다 (a reason is required to reject)")
+    approval.status = "approved" if approved else "rejected"
+    approval.reason = reason or None
+    approval.decided_by = by
+    approval.decided_at = at
+    audit(session, case, by, "approval-decided", key=approval.key, status=approval.status, reason=reason)
+
+
+def record_consent(
+    session: Session,
+    case: Case,
+    *,
+    given: bool,
+    signer: str,
+    written: bool,
+    agency_types: list[str],
+    purposes: list[str],
+    at: dt.datetime,
+) -> Consent:
+    consent = Consent(
+        case_id=case.id,
+        resident_ref=case.resident_ref,
+        signer=signer,
+        written=written,
+        agency_types=agency_types if given else [],
+        purposes=purposes if given else [],
+        status="given" if given and written else "refused",
+        recorded_at=at,
+    )
+    session.add(consent)
+    session.flush()
+    audit(session, case, case.coordinator_id, "consent-recorded", status=consent.status, signer=signer,
+          written=written)
+    return consent
+
+
+def active_consent(session: Session, case: Case) -> Consent | None:
+    return session.scalar(
+        select(Consent)
+        .where(Consent.case_id == case.id, Consent.status == "given")
+        .order_by(Consent.id.desc())
+    )
+
+
+def plan_follow_up(session: Session, case: Case, *, key: str, referral: Referral) -> FollowUp:
+    existing = session.scalar(select(FollowUp).where(FollowUp.case_id == case.id, FollowUp.key == key))
+    if existing:
+        return existing
+    follow_up = FollowUp(case_id=case.id, key=key, referral_id=referral.id, due_date=referral.due_date)
+    session.add(follow_up)
+    session.flush()
+    return follow_up
+
+
+def close_case(session: Session, case: Case, *, outcome: str, at: dt.datetime) -> None:
+    if case.status != "open":
+        return
+    case.status = "closed"
+    case.outcome = outcome
+    case.stage = "closed"
+    case.closed_at = at
+    audit(session, case, case.supervisor_id, "case-closed", outcome=outcome)

@@ -1,0 +1,101 @@
+"""Reference vocabulary: agency types and the services a handoff can ask for.
+
+The 34 agency types and their 7 groups are those of the 2024 study of six permanent rental complexes
+(table 3). Four more appear only in its hoarding table (table 2) and are needed by that flow: LH,
+the public health centre, the family support centre and the cleaning cooperative.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+
+class AgencyTypeInfo(NamedTuple):
+    code: str
+    group: str
+    name_ko: str
+    name_en: str
+    source: str
+
+
+GROUPS: dict[str, tuple[str, str]] = {
+    "public": ("공공기관", "Public institutions"),
+    "welfare": ("복지기관", "Welfare institutions"),
+    "health": ("보건의료", "Health and medical"),
+    "volunteer": ("자원봉사", "Volunteering"),
+    "jobs": ("일자리", "Jobs"),
+    "meetings": ("모임", "Meetings"),
+    "other": ("기타", "Other organisations"),
+}
+
+_T3 = "table3"
+_T2 = "table2"
+
+AGENCY_TYPES: tuple[AgencyTypeInfo, ...] = (
+    AgencyTypeInfo("district-office", "public", "동·구청", "District / ward office", _T3),
+    AgencyTypeInfo("community-center", "public", "행정복지센터", "Administrative welfare centre", _T3),
+    AgencyTypeInfo("police", "public", "경찰서/파출소", "Police station / police box", _T3),
+    AgencyTypeInfo("management-office", "public", "관리사무소", "Complex management office", _T3),
+    AgencyTypeInfo("microfinance", "public", "서민금융진흥원", "Korea Inclusive Finance Agency", _T3),
+    AgencyTypeInfo("probation-support", "public", "준법지원센터", "Probation and parole support centre", _T3),
+    AgencyTypeInfo("village-community", "public", "마을공동체지원센터", "Village community support centre", _T3),
+    AgencyTypeInfo("welfare-center", "welfare", "사회복지관", "Community welfare centre", _T3),
+    AgencyTypeInfo("welfare-foundation", "welfare", "복지재단", "Welfare foundation", _T3),
+    AgencyTypeInfo("disability-welfare", "welfare", "장애인복지관", "Welfare centre for the disabled", _T3),
+    AgencyTypeInfo("elder-protection", "welfare", "노인보호전문기관", "Elder protection agency", _T3),
+    AgencyTypeInfo("senior-welfare", "welfare", "노인복지센터", "Senior welfare centre", _T3),
+    AgencyTypeInfo("housing-safety", "welfare", "주거안심종합센터", "Housing security centre", _T3),
+    AgencyTypeInfo("dream-start", "welfare", "드림스타트", "Dream Start (child support)", _T3),
+    AgencyTypeInfo("infinite-care", "welfare", "무한돌봄센터", "Comprehensive care centre", _T3),
+    AgencyTypeInfo("probation-office", "welfare", "보호관찰소", "Probation office", _T3),
+    AgencyTypeInfo("mental-health-center", "health", "정신건강복지센터", "Mental health welfare centre", _T3),
+    AgencyTypeInfo("dementia-center", "health", "치매안심센터", "Dementia relief centre", _T3),
+    AgencyTypeInfo("smoking-cessation", "health", "금연지원센터", "Smoking cessation centre", _T3),
+    AgencyTypeInfo("addiction-center", "health", "중독관리통합지원센터", "Addiction management centre", _T3),
+    AgencyTypeInfo("volunteer-center", "volunteer", "자원봉사센터", "Volunteer centre", _T3),
+    AgencyTypeInfo("employment-center", "jobs", "고용센터", "Employment centre", _T3),
+    AgencyTypeInfo("women-development-institute", "jobs", "여성능력개발원", "Women's development institute", _T3),
+    AgencyTypeInfo("women-development-center", "jobs", "여성능력개발센터", "Women's development centre", _T3),
+    AgencyTypeInfo("fifty-plus", "jobs", "50플러스센터", "50 Plus centre", _T3),
+    AgencyTypeInfo("self-sufficiency", "jobs", "지역자활센터", "Local self-sufficiency centre", _T3),
+    AgencyTypeInfo("senior-club", "jobs", "시니어클럽", "Senior club (senior jobs)", _T3),
+    AgencyTypeInfo("social-security-council", "meetings", "지역사회보장협의체", "Local social security council", _T3),
+    AgencyTypeInfo("residents-committee", "meetings", "주민자치위원회", "Residents' self-governance committee", _T3),
+    AgencyTypeInfo("life-place", "other", "생명의 터", "Suicide prevention shelter", _T3),
+    AgencyTypeInfo("home-care", "other", "재가센터", "Home care centre", _T3),
+    AgencyTypeInfo("daycare", "other", "어린이집", "Daycare centre", _T3),
+    AgencyTypeInfo("culture-foundation", "other", "문화재단", "Culture foundation", _T3),
+    AgencyTypeInfo("private-donor", "other", "민간기업·개인", "Private company / individual", _T3),
+    AgencyTypeInfo("lh", "public", "한국토지주택공사(LH)", "Korea Land & Housing Corporation (LH)", _T2),
+    AgencyTypeInfo("public-health-center", "health", "보건소", "Public health centre", _T2),
+    AgencyTypeInfo("family-center", "welfare", "건강가정지원센터", "Healthy family support centre", _T2),
+    AgencyTypeInfo("cleaning-coop", "other", "협동조합(청소·방역)", "Cleaning and disinfection cooperative", _T2),
+)
+
+AGENCY_TYPE_CODES = frozenset(t.code for t in AGENCY_TYPES)
+
+# Services a handoff can ask for: code -> (Korean, English).
+SERVICES: dict[str, tuple[str, str]] = {
+    "home-visit": ("초기상담 공동 가정방문", "joint initial home visit"),
+    "environment-review": ("주거환경 검토", "review of the living environment"),
+    "case-conference": ("통합사례회의 참석", "integrated case conference"),
+    "budget": ("예산 지원 및 청소업체 선정", "budget and cleaning-firm selection"),
+    "cleaning": ("청소·폐기물 처리·소독", "cleaning, disposal and disinfection"),
+    "repairs": ("시설물 보수(주방·화장실 등)", "repairs (kitchen, bathroom ...)"),
+    "wallpaper-flooring": ("도배·장판", "wallpaper and flooring"),
+    "mental-health": ("정신건강 상담 및 사후관리 등록", "mental-health counselling and aftercare"),
+    "treatment-linkage": ("치료기관 연계", "treatment linkage"),
+    "guardianship": ("성년후견 지정 절차", "adult guardianship procedure"),
+    "supplies-programs": ("생필품 및 프로그램 지원", "supplies and programmes"),
+    "counselling-tidying": ("상담 및 정리수납 교육", "counselling and tidying education"),
+    "follow-up-visit": ("사후관리 방문", "follow-up visit"),
+    "monitoring-visit": ("모니터링 및 재접근 방문", "monitoring and re-approach visit"),
+}
+
+# Default answer time per handoff, in Korean business days.
+DEFAULT_DUE_BUSINESS_DAYS = 5
+
+
+def service_label(code: str, language: str) -> str:
+    ko, en = SERVICES[code]
+    return ko if language == "ko" else en

@@ -1,0 +1,264 @@
+"""Load agencies, complexes, staff and residents from a JSON registry file into the database.
+
+A registry file is edited by hand, so a load either applies completely or not at all, and a failed
+load lists every problem with the line it is on, so one round of fixes is enough. Loading is an
+upsert by primary key: running the same file again changes nothing, and a corrected file can simply
+be loaded over the previous one.
+"""
+
+from __future__ import annotations
+
+import bisect
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, NamedTuple
+
+from pydantic import ValidationError
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from registry.catalog import AGENCY_TYPES
+from registry.db import Database
+from registry.models import Agency, AgencyType, AuditEntry, Complex, Resident, Staff
+from registry.schemas import RegistryFile
+
+SAMPLE_PATH = Path(__file__).with_name("sample") / "gaon-gu.json"
+
+# Section -> the key that identifies an item, in the order rows must be written (parents first).
+_SECTIONS: dict[str, str] = {"complexes": "code", "agencies": "id", "staff": "id", "residents": "ref"}
+
+Loc = tuple[str | int, ...]
+
+
+class RegistryLoadError(ValueError):
+    """The registry was not loaded; ``problems`` holds one human-readable line per problem."""
+
+    def __init__(self, problems: list[str], source: str | None = None) -> None:
+        self.problems = problems
+        where = f"{source}: " if source else ""
+        listing = "\n".join(f"  - {problem}" for problem in problems)
+        super().__init__(f"{where}registry not loaded, {len(problems)} problem(s):\n{listing}")
+
+
+@dataclass(frozen=True)
+class LoadReport:
+    """How many rows of each kind were written (inserted or updated)."""
+
+    agency_types: int
+    complexes: int
+    agencies: int
+    staff: int
+    residents: int
+
+
+class _Problem(NamedTuple):
+    loc: Loc
+    message: str
+
+
+def load_registry(db: Database, source: Path | Mapping[str, Any], *, actor: str = "loader") -> LoadReport:
+    """Validate ``source`` (a JSON file or an already parsed document) and upsert it in one transaction.
+
+    Fields a file leaves out (``active``, ``services`` ...) keep the value already stored, so that
+    reloading the file does not, say, reactivate an agency someone switched off.
+    Raises RegistryLoadError, with nothing written, if anything in the file is wrong.
+    """
+    label = str(source) if isinstance(source, Path) else None
+    text = _read_text(source) if isinstance(source, Path) else None
+    data: Any = _parse(text, label) if text is not None else source
+
+    problems: list[_Problem] = []
+    registry: RegistryFile | None = None
+    try:
+        registry = RegistryFile.model_validate(data)
+    except ValidationError as exc:
+        problems += [_Problem(tuple(err["loc"]), _pydantic_message(err)) for err in exc.errors()]
+    problems += _cross_check(db, data)
+    if problems or registry is None:
+        raise RegistryLoadError(_format(problems, text), label)
+
+    with db.transaction() as session:
+        agency_types = sync_agency_types(session)
+        for section in _SECTIONS:
+            for item in getattr(registry, section):
+                session.merge(_to_row(section, item.model_dump(exclude_unset=True)))
+            # Staff and residents reference complexes through foreign keys the ORM cannot see
+            # (no relationship), so write each kind before the next rather than rely on ordering.
+            session.flush()
+        report = LoadReport(
+            agency_types=agency_types,
+            complexes=len(registry.complexes),
+            agencies=len(registry.agencies),
+            staff=len(registry.staff),
+            residents=len(registry.residents),
+        )
+        # Counts only: the audit trail must not become a second copy of residents' personal data.
+        session.add(AuditEntry(actor=actor, action="registry-load", detail=asdict(report)))
+    return report
+
+
+def sync_agency_types(session: Session) -> int:
+    """Upsert the catalog's agency types, which agencies reference; returns how many there are."""
+    for info in AGENCY_TYPES:
+        session.merge(AgencyType(**info._asdict()))
+    session.flush()
+    return len(AGENCY_TYPES)
+
+
+def _to_row(section: str, fields: dict[str, Any]) -> Complex | Agency | Staff | Resident:
+    if section == "complexes":
+        return Complex(**fields)
+    if section == "agencies":
+        # The file says "type" (what editors think in); the column is the foreign key type_code.
+        if "type" in fields:
+            fields["type_code"] = fields.pop("type")
+        return Agency(**fields)
+    if section == "staff":
+        return Staff(**fields)
+    return Resident(**fields)
+
+
+def _read_text(path: Path) -> str:
+    try:
+        # utf-8-sig: editors on Windows like to prepend a byte-order mark.
+        return path.read_text(encoding="utf-8-sig")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise RegistryLoadError([f"cannot read file: {exc}"], str(path)) from exc
+
+
+def _parse(text: str, label: str | None) -> Any:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        message = f"malformed JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}"
+        raise RegistryLoadError([message], label) from exc
+
+
+def _pydantic_message(err: Any) -> str:
+    # Our own ValueErrors read better without pydantic's "Value error, " prefix.
+    if err["type"] == "value_error" and "error" in err.get("ctx", {}):
+        return str(err["ctx"]["error"])
+    return str(err["msg"])
+
+
+def _cross_check(db: Database, data: Any) -> list[_Problem]:
+    """Checks that span items or need the database; they run on the raw document so that they
+    still report when some items are malformed."""
+    if not isinstance(data, Mapping):
+        return []
+    sections = {
+        name: [item if isinstance(item, Mapping) else {} for item in data.get(name) or []]
+        for name in _SECTIONS
+        if isinstance(data.get(name) or [], list)
+    }
+    problems: list[_Problem] = []
+    for name, key in _SECTIONS.items():
+        first_at: dict[str, int] = {}
+        for index, item in enumerate(sections.get(name, [])):
+            value = item.get(key)
+            if not isinstance(value, str):
+                continue
+            if value in first_at:
+                message = f"duplicate {key} {value!r}, already at {name}[{first_at[value]}]"
+                problems.append(_Problem((name, index, key), message))
+            else:
+                first_at[value] = index
+
+    in_file = {item.get("code") for item in sections.get("complexes", [])}
+    references = [
+        ((name, index, "complex_code"), code)
+        for name in ("staff", "residents")
+        for index, item in enumerate(sections.get(name, []))
+        if isinstance(code := item.get("complex_code"), str) and code not in in_file
+    ]
+    if references:
+        # A file may add residents to complexes loaded earlier, so those are fine too.
+        wanted = {code for _, code in references}
+        with db.transaction() as session:
+            stored = set(session.scalars(select(Complex.code).where(Complex.code.in_(wanted))))
+        problems += [
+            _Problem(loc, f"unknown complex {code!r}") for loc, code in references if code not in stored
+        ]
+    return problems
+
+
+def _format(problems: list[_Problem], text: str | None) -> list[str]:
+    """Render problems in file order as ``residents[4].complex_code: ... (line 312)``."""
+    lines = _value_lines(text) if text is not None else {}
+    order = list(_SECTIONS)
+
+    def line_of(loc: Loc) -> int | None:
+        # A missing field has no line of its own: fall back to its item, then its section.
+        return next((lines[loc[:n]] for n in range(len(loc), 0, -1) if loc[:n] in lines), None)
+
+    def sort_key(item: tuple[_Problem, int | None]) -> tuple[int, int, int]:
+        loc, line = item[0].loc, item[1]
+        section = order.index(loc[0]) if loc and loc[0] in order else -1
+        index = loc[1] if len(loc) > 1 and isinstance(loc[1], int) else -1
+        return (line or 0, section, index)
+
+    located = sorted(((problem, line_of(problem.loc)) for problem in problems), key=sort_key)
+    return [
+        f"{_loc_text(problem.loc)}: {problem.message}" + (f" (line {line})" if line is not None else "")
+        for problem, line in located
+    ]
+
+
+def _loc_text(loc: Loc) -> str:
+    if not loc:
+        return "(document)"
+    text = str(loc[0])
+    for part in loc[1:]:
+        text += f"[{part}]" if isinstance(part, int) else f".{part}"
+    return text
+
+
+_WHITESPACE = re.compile(r"[ \t\n\r]*")
+
+
+def _value_lines(text: str) -> dict[Loc, int]:
+    """Map every path in a JSON text (known to parse) to the line its key or array item starts on.
+
+    The json module keeps no positions, so walk the text alongside it: containers by hand, scalars
+    with the decoder.
+    """
+    newlines = [i for i, char in enumerate(text) if char == "\n"]
+    decoder = json.JSONDecoder()
+    lines: dict[Loc, int] = {}
+
+    def line_at(pos: int) -> int:
+        return bisect.bisect_right(newlines, pos) + 1
+
+    def skip(pos: int) -> int:
+        match = _WHITESPACE.match(text, pos)
+        assert match is not None  # the pattern also matches the empty string
+        return match.end()
+
+    def walk(pos: int, path: Loc) -> int:
+        """Walk the value at ``pos``; return the position just after it."""
+        pos = skip(pos)
+        if text[pos] == "{":
+            pos = skip(pos + 1)
+            while text[pos] != "}":
+                key, pos = decoder.raw_decode(text, pos)
+                lines[(*path, key)] = line_at(pos)
+                pos = skip(walk(skip(pos) + 1, (*path, key)))  # + 1 steps over the ':'
+                if text[pos] == ",":
+                    pos = skip(pos + 1)
+            return pos + 1
+        if text[pos] == "[":
+            pos, index = skip(pos + 1), 0
+            while text[pos] != "]":
+                lines[(*path, index)] = line_at(pos)
+                pos = skip(walk(pos, (*path, index)))
+                if text[pos] == ",":
+                    pos = skip(pos + 1)
+                index += 1
+            return pos + 1
+        return decoder.raw_decode(text, pos)[1]
+
+    walk(0, ())
+    return lines

@@ -1,0 +1,225 @@
+"""The registry's records: who the agencies are, who the residents are, and what happened in each case.
+
+Everything personal about a resident lives here and only here; the rest of yeongye refers to a
+resident by ``Resident.ref`` and to a case by ``Case.ref``. No Prefect imports: the registry must
+be usable (and testable) without an orchestrator.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Date,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    text,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+
+class Base(DeclarativeBase):
+    type_annotation_map = {dict[str, Any]: JSON, list[str]: JSON}
+
+
+def _utc_now() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc)
+
+
+class AgencyType(Base):
+    """One of the kinds of organisation a complex links with (study, tables 2 and 3)."""
+
+    __tablename__ = "agency_type"
+    code: Mapped[str] = mapped_column(String(48), primary_key=True)
+    group: Mapped[str] = mapped_column(String(16))
+    name_ko: Mapped[str] = mapped_column(String(64))
+    name_en: Mapped[str] = mapped_column(String(96))
+    source: Mapped[str] = mapped_column(String(16))
+
+
+class Agency(Base):
+    """A concrete organisation that receives handoffs by email."""
+
+    __tablename__ = "agency"
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    name: Mapped[str] = mapped_column(String(128))
+    type_code: Mapped[str] = mapped_column(ForeignKey("agency_type.code"))
+    district: Mapped[str] = mapped_column(String(64))
+    email: Mapped[str] = mapped_column(String(254))
+    phone: Mapped[str] = mapped_column(String(32))
+    services: Mapped[list[str]] = mapped_column(default=list)
+    rank: Mapped[int] = mapped_column(Integer, default=1)
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+
+    type: Mapped[AgencyType] = relationship()
+
+
+class Complex(Base):
+    __tablename__ = "complex"
+    code: Mapped[str] = mapped_column(String(8), primary_key=True)
+    name: Mapped[str] = mapped_column(String(128))
+    district: Mapped[str] = mapped_column(String(64))
+    households: Mapped[int] = mapped_column(Integer)
+    operator: Mapped[str] = mapped_column(String(64))
+
+
+class Staff(Base):
+    """Coordinators (주거복지사) and supervisors; they receive approval requests by email."""
+
+    __tablename__ = "staff"
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    name: Mapped[str] = mapped_column(String(64))
+    role: Mapped[str] = mapped_column(String(16))
+    email: Mapped[str] = mapped_column(String(254))
+    complex_code: Mapped[str | None] = mapped_column(ForeignKey("complex.code"), nullable=True)
+
+
+class Resident(Base):
+    """A resident. ``ref`` is the only field that may leave the registry."""
+
+    __tablename__ = "resident"
+    ref: Mapped[str] = mapped_column(String(32), primary_key=True)
+    complex_code: Mapped[str] = mapped_column(ForeignKey("complex.code"))
+    name: Mapped[str] = mapped_column(String(64))
+    phone: Mapped[str] = mapped_column(String(32))
+    building: Mapped[str] = mapped_column(String(16))
+    unit: Mapped[str] = mapped_column(String(16))
+    birth_year: Mapped[int] = mapped_column(Integer)
+    lives_alone: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class Case(Base):
+    __tablename__ = "case"
+    __table_args__ = (
+        # At most one open case of an intervention type per resident, enforced by the database.
+        Index(
+            "uq_case_open_per_resident",
+            "resident_ref",
+            "intervention",
+            unique=True,
+            sqlite_where=text("status = 'open'"),
+            postgresql_where=text("status = 'open'"),
+        ),
+    )
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    ref: Mapped[str] = mapped_column(String(24), unique=True)
+    intervention: Mapped[str] = mapped_column(String(32))
+    status: Mapped[str] = mapped_column(String(16), default="open")
+    stage: Mapped[str] = mapped_column(String(32), default="intake")
+    complex_code: Mapped[str] = mapped_column(ForeignKey("complex.code"))
+    resident_ref: Mapped[str] = mapped_column(ForeignKey("resident.ref"))
+    coordinator_id: Mapped[str] = mapped_column(ForeignKey("staff.id"))
+    supervisor_id: Mapped[str] = mapped_column(ForeignKey("staff.id"))
+    flow_run_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
+    outcome: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    opened_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=_utc_now)
+    closed_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+    complex: Mapped[Complex] = relationship()
+    resident: Mapped[Resident] = relationship()
+    coordinator: Mapped[Staff] = relationship(foreign_keys=[coordinator_id])
+    supervisor: Mapped[Staff] = relationship(foreign_keys=[supervisor_id])
+
+
+class Referral(Base):
+    """One handoff of a case to one agency; status follows FHIR ``Task.status``."""
+
+    __tablename__ = "referral"
+    __table_args__ = (UniqueConstraint("case_id", "step", "agency_id"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("case.id"))
+    step: Mapped[str] = mapped_column(String(48))
+    agency_id: Mapped[str] = mapped_column(ForeignKey("agency.id"))
+    service: Mapped[str] = mapped_column(String(48))
+    status: Mapped[str] = mapped_column(String(16), default="requested")
+    reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+    due_date: Mapped[dt.date] = mapped_column(Date)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=_utc_now)
+    updated_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=_utc_now)
+
+    agency: Mapped[Agency] = relationship()
+
+
+class Approval(Base):
+    """A decision a person must take before the case moves on (consent, budget, closure ...)."""
+
+    __tablename__ = "approval"
+    __table_args__ = (UniqueConstraint("case_id", "key"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("case.id"))
+    key: Mapped[str] = mapped_column(String(48))
+    kind: Mapped[str] = mapped_column(String(24))
+    approver_id: Mapped[str] = mapped_column(ForeignKey("staff.id"))
+    status: Mapped[str] = mapped_column(String(16), default="requested")
+    reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+    decided_by: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    due_date: Mapped[dt.date] = mapped_column(Date)
+    requested_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=_utc_now)
+    decided_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+class Consent(Base):
+    """The resident's (or guardian's) consent: which agency types may learn what, for what purpose."""
+
+    __tablename__ = "consent"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("case.id"))
+    resident_ref: Mapped[str] = mapped_column(ForeignKey("resident.ref"))
+    signer: Mapped[str] = mapped_column(String(16))
+    agency_types: Mapped[list[str]] = mapped_column(default=list)
+    purposes: Mapped[list[str]] = mapped_column(default=list)
+    written: Mapped[bool] = mapped_column(Boolean)
+    status: Mapped[str] = mapped_column(String(16))
+    recorded_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=_utc_now)
+    withdrawn_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+class FollowUp(Base):
+    __tablename__ = "follow_up"
+    __table_args__ = (UniqueConstraint("case_id", "key"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("case.id"))
+    key: Mapped[str] = mapped_column(String(48))
+    referral_id: Mapped[int] = mapped_column(ForeignKey("referral.id"))
+    due_date: Mapped[dt.date] = mapped_column(Date)
+
+
+class OutboxMessage(Base):
+    """An email to send exactly once; ``idempotency_key`` is derived from (case, step, recipient)."""
+
+    __tablename__ = "outbox"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    idempotency_key: Mapped[str] = mapped_column(String(160), unique=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("case.id"))
+    agency_id: Mapped[str | None] = mapped_column(ForeignKey("agency.id"), nullable=True)
+    to_addr: Mapped[str] = mapped_column(String(254))
+    subject: Mapped[str] = mapped_column(String(255))
+    body_text: Mapped[str] = mapped_column(Text)
+    body_html: Mapped[str] = mapped_column(Text)
+    message_id: Mapped[str] = mapped_column(String(255))
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=_utc_now)
+    claimed_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    sent_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+class AuditEntry(Base):
+    """Append-only trail: who did what to which case, and every disclosure to an agency."""
+
+    __tablename__ = "audit"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=_utc_now)
+    case_id: Mapped[int | None] = mapped_column(ForeignKey("case.id"), nullable=True)
+    actor: Mapped[str] = mapped_column(String(64))
+    action: Mapped[str] = mapped_column(String(48))
+    detail: Mapped[dict[str, Any]] = mapped_column(default=dict)

@@ -1,0 +1,106 @@
+"""The shape of a registry file, checked before anything touches the database.
+
+These models check each item on its own (types, vocabulary, formats). Checks that need the whole
+file or the database (unique ids, complexes referenced by staff and residents) live in
+``registry.loader``, because they must still run when some items fail here, so that one load
+reports every problem at once.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from registry.catalog import AGENCY_TYPE_CODES, SERVICES
+
+# Deliberately loose: it catches typos (missing "@", spaces, no domain dot) without pretending to
+# implement RFC 5322; a wrong but well-formed address surfaces as a bounce, not here.
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s.]+$")
+
+
+def _check_email(value: str) -> str:
+    if not _EMAIL.fullmatch(value):
+        raise ValueError(f"not a valid email address: {value!r}")
+    return value
+
+
+Email = Annotated[str, Field(max_length=254), AfterValidator(_check_email)]
+
+
+class _Item(BaseModel):
+    # Unknown keys are usually misspelt known ones; ignoring them would silently drop data.
+    model_config = ConfigDict(extra="forbid")
+
+
+class AgencyIn(_Item):
+    id: str = Field(min_length=1, max_length=64)
+    name: str = Field(min_length=1, max_length=128)
+    type: str
+    district: str = Field(min_length=1, max_length=64)
+    email: Email
+    phone: str = Field(min_length=1, max_length=32)
+    services: list[str] = Field(default_factory=list)
+    rank: int = Field(default=1, ge=1)
+    active: bool = True
+
+    @field_validator("type")
+    @classmethod
+    def _known_type(cls, value: str) -> str:
+        if value not in AGENCY_TYPE_CODES:
+            raise ValueError(f"unknown agency type {value!r}")
+        return value
+
+    @field_validator("services")
+    @classmethod
+    def _known_services(cls, value: list[str]) -> list[str]:
+        unknown = [code for code in value if code not in SERVICES]
+        if unknown:
+            raise ValueError(f"unknown service(s) {', '.join(map(repr, unknown))}")
+        return value
+
+
+class ComplexIn(_Item):
+    code: str = Field(min_length=1, max_length=8)
+    name: str = Field(min_length=1, max_length=128)
+    district: str = Field(min_length=1, max_length=64)
+    households: int = Field(gt=0)
+    operator: str = Field(min_length=1, max_length=64)
+
+
+class StaffIn(_Item):
+    id: str = Field(min_length=1, max_length=64)
+    name: str = Field(min_length=1, max_length=64)
+    role: Literal["coordinator", "supervisor"]
+    email: Email
+    complex_code: str | None = None
+
+    @model_validator(mode="after")
+    def _coordinator_has_complex(self) -> StaffIn:
+        # Cases are routed to the coordinator of the resident's complex, so one without a complex
+        # would never receive anything.
+        if self.role == "coordinator" and self.complex_code is None:
+            raise ValueError("a coordinator needs a complex_code")
+        return self
+
+
+class ResidentIn(_Item):
+    ref: str = Field(min_length=1, max_length=32)
+    complex_code: str = Field(min_length=1, max_length=8)
+    name: str = Field(min_length=1, max_length=64)
+    phone: str = Field(min_length=1, max_length=32)
+    building: str = Field(min_length=1, max_length=16)
+    unit: str = Field(min_length=1, max_length=16)
+    birth_year: int = Field(ge=1900, le=2100)
+    lives_alone: bool = False
+
+
+class RegistryFile(BaseModel):
+    """A whole file; every section is optional so a file may add, say, residents only."""
+
+    model_config = ConfigDict(extra="forbid")
+    agencies: list[AgencyIn] = Field(default_factory=list)
+    complexes: list[ComplexIn] = Field(default_factory=list)
+    staff: list[StaffIn] = Field(default_factory=list)
+    residents: list[ResidentIn] = Field(default_factory=list)

@@ -1,0 +1,74 @@
+"""A case's history as plain data: what the CLI prints, what the Prefect artifact shows.
+
+It carries references, agencies, statuses and dates only; the resident's details are never part
+of it, so it is safe to hand to Prefect.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from registry.models import Approval, Case, FollowUp, OutboxMessage, Referral
+
+OPEN_REFERRAL = ("requested", "received", "accepted", "in-progress", "on-hold")
+
+
+def case_timeline(session: Session, case: Case) -> dict[str, Any]:
+    referrals = session.scalars(select(Referral).where(Referral.case_id == case.id).order_by(Referral.id)).all()
+    approvals = session.scalars(select(Approval).where(Approval.case_id == case.id).order_by(Approval.id)).all()
+    emails = session.scalars(
+        select(OutboxMessage).where(OutboxMessage.case_id == case.id).order_by(OutboxMessage.id)
+    ).all()
+    follow_ups = session.scalars(select(FollowUp).where(FollowUp.case_id == case.id).order_by(FollowUp.id)).all()
+    waiting = [
+        {"kind": "answer", "step": r.step, "agency": r.agency_id, "due": r.due_date.isoformat()}
+        for r in referrals
+        if r.status in OPEN_REFERRAL
+    ] + [
+        {"kind": "decision", "key": a.key, "approver": a.approver_id, "due": a.due_date.isoformat()}
+        for a in approvals
+        if a.status == "requested"
+    ]
+    return {
+        "case": case.ref,
+        "intervention": case.intervention,
+        "complex": case.complex_code,
+        "status": case.status,
+        "stage": case.stage,
+        "outcome": case.outcome,
+        "coordinator": case.coordinator_id,
+        "opened_at": case.opened_at.isoformat(),
+        "closed_at": case.closed_at.isoformat() if case.closed_at else None,
+        "flow_run_id": case.flow_run_id,
+        "referrals": [
+            {
+                "step": r.step,
+                "agency": r.agency_id,
+                "service": r.service,
+                "status": r.status,
+                "reason": r.reason,
+                "due": r.due_date.isoformat(),
+            }
+            for r in referrals
+        ],
+        "approvals": [
+            {
+                "key": a.key,
+                "kind": a.kind,
+                "approver": a.approver_id,
+                "status": a.status,
+                "reason": a.reason,
+                "due": a.due_date.isoformat(),
+            }
+            for a in approvals
+        ],
+        "follow_ups": [{"key": f.key, "due": f.due_date.isoformat()} for f in follow_ups],
+        "emails": [
+            {"to_agency": m.agency_id, "subject": m.subject, "status": m.status, "attempts": m.attempts}
+            for m in emails
+        ],
+        "waiting_for": waiting,
+    }

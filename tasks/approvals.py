@@ -1,0 +1,97 @@
+"""Decisions people take about a case: asking for one, and recording what they decided."""
+
+from __future__ import annotations
+
+from registry import calendar, cases, outbox
+from registry.models import Staff
+from tasks import mailer, runtime
+from tasks.retry import handoff_task
+from templates import render
+
+# How long a decision may take, in business days.
+DECISION_DUE_BUSINESS_DAYS = 3
+
+KIND_LABELS: dict[str, tuple[str, str]] = {
+    "consent": ("입주민·보호의무자 서면 동의 기록", "record the written consent of resident or guardian"),
+    "conference": ("통합사례회의 결과 기록", "record the integrated case conference"),
+    "budget": ("주거환경개선 예산 집행 승인", "approve the remediation budget"),
+    "closure": ("사례 종결 승인", "approve closing the case"),
+    "reroute": ("연계 기관 재지정", "name the next agency"),
+}
+
+
+def kind_label(kind: str, language: str) -> str:
+    ko, en = KIND_LABELS[kind]
+    return ko if language == "ko" else en
+
+
+@handoff_task(name="request-approval", task_run_name="{key}-request")
+def request_approval(case_ref: str, key: str, kind: str, approver_role: str) -> str:
+    """Record that a decision is awaited and email the person who takes it; returns the due date."""
+    settings = runtime.settings()
+    with runtime.transaction() as session:
+        case = cases.find_case(session, case_ref)
+        approver: Staff = case.supervisor if approver_role == "supervisor" else case.coordinator
+        due = calendar.add_business_days(calendar.today(runtime.clock()), DECISION_DUE_BUSINESS_DAYS)
+        approval = cases.request_approval(
+            session, case, key=key, kind=kind, approver_id=approver.id, due_date=due
+        )
+        subject, text, html = render(
+            "approval",
+            settings.language,
+            case_ref=case.ref,
+            approver_name=approver.name,
+            complex_name=case.complex.name,
+            kind_label=kind_label(kind, settings.language),
+            due_date=approval.due_date.isoformat(),
+            due_weekday=approval.due_date.strftime("%a"),
+        )
+        message, _ = outbox.enqueue(
+            session,
+            case,
+            key=outbox.idempotency_key(case.ref, key, approver.id),
+            agency_id=None,
+            draft=outbox.Draft(approver.email, subject, text, html),
+            domain=settings.mail_from.rpartition("@")[2] or "yeongye.local",
+        )
+        outbox_id, due_iso = message.id, approval.due_date.isoformat()
+    mailer.deliver(outbox_id)
+    return due_iso
+
+
+@handoff_task(name="record-decision", task_run_name="{wait}-decided")
+def record_decision(case_ref: str, key: str, approved: bool, reason: str, decided_by: str, wait: str) -> str:
+    """Record the decision given at ``wait``; returns approved, rejected, or invalid (no reason)."""
+    with runtime.transaction() as session:
+        case = cases.find_case(session, case_ref)
+        approval = cases.find_approval(session, case, key)
+        try:
+            cases.decide(
+                session, case, approval, approved=approved, reason=reason,
+                by=decided_by or approval.approver_id, at=runtime.clock().now(),
+            )
+        except cases.CaseError as error:
+            cases.audit(session, case, decided_by or approval.approver_id, "invalid-input", wait=wait,
+                        error=str(error))
+            return "invalid"
+        return approval.status
+
+
+@handoff_task(name="record-consent", task_run_name="{key}-consent")
+def record_consent(
+    case_ref: str, key: str, given: bool, signer: str, written: bool, agency_types: list[str], purpose: str
+) -> bool:
+    """Record the consent answer; only written consent opens the gate (hoarding ordinances)."""
+    with runtime.transaction() as session:
+        case = cases.find_case(session, case_ref)
+        approval = cases.find_approval(session, case, key)
+        consent = cases.record_consent(
+            session, case, given=given, signer=signer, written=written,
+            agency_types=agency_types, purposes=[purpose], at=runtime.clock().now(),
+        )
+        cases.decide(
+            session, case, approval, approved=consent.status == "given",
+            reason="" if consent.status == "given" else "동의 거부 또는 서면 동의 없음",
+            by=case.coordinator_id, at=runtime.clock().now(),
+        )
+        return consent.status == "given"

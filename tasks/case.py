@@ -1,0 +1,57 @@
+"""Case-level steps: moving to a stage, publishing the timeline to Prefect, closing the case."""
+
+from __future__ import annotations
+
+from prefect.artifacts import create_markdown_artifact
+
+from registry import cases
+from registry.timeline import case_timeline
+from tasks import runtime
+from tasks.retry import handoff_task
+
+
+@handoff_task(name="enter-stage", task_run_name="{stage}")
+def enter_stage(case_ref: str, stage: str) -> str:
+    with runtime.transaction() as session:
+        cases.set_stage(session, cases.find_case(session, case_ref), stage)
+    return stage
+
+
+@handoff_task(name="publish-timeline", task_run_name="timeline-{at}")
+def publish_timeline(case_ref: str, at: str) -> str:
+    """A new version of the case's timeline artifact (key ``case-c-2026-0001``), without personal data."""
+    with runtime.transaction() as session:
+        timeline = case_timeline(session, cases.find_case(session, case_ref))
+    key = "case-" + case_ref.lower()
+    create_markdown_artifact(key=key, markdown=_markdown(timeline), description=f"{case_ref} 사례 진행 현황")
+    return key
+
+
+def _markdown(t: dict) -> str:  # type: ignore[type-arg]
+    lines = [
+        f"# {t['case']} · {t['intervention']} · {t['complex']}단지",
+        f"상태 **{t['status']}** · 단계 **{t['stage']}** · 결과 {t['outcome'] or '-'}",
+        "",
+        "## 연계 (referrals)",
+        "| 단계 | 기관 | 서비스 | 상태 | 사유 | 기한 |",
+        "|---|---|---|---|---|---|",
+    ]
+    lines += [
+        f"| {r['step']} | {r['agency']} | {r['service']} | {r['status']} | {r['reason'] or ''} | {r['due']} |"
+        for r in t["referrals"]
+    ]
+    lines += ["", "## 결재 (decisions)", "| 항목 | 종류 | 결재자 | 상태 | 사유 | 기한 |", "|---|---|---|---|---|---|"]
+    lines += [
+        f"| {a['key']} | {a['kind']} | {a['approver']} | {a['status']} | {a['reason'] or ''} | {a['due']} |"
+        for a in t["approvals"]
+    ]
+    waiting = ", ".join(w.get("agency") or w.get("key", "") for w in t["waiting_for"]) or "-"
+    lines += ["", f"**대기 중 (waiting for):** {waiting}"]
+    return "\n".join(lines)
+
+
+@handoff_task(name="close-case", task_run_name="close-{outcome}")
+def close_case(case_ref: str, outcome: str) -> str:
+    with runtime.transaction() as session:
+        cases.close_case(session, cases.find_case(session, case_ref), outcome=outcome, at=runtime.clock().now())
+    return outcome

@@ -1,0 +1,157 @@
+"""The verbs flows are written in: hand a step off to agencies, ask a person, get consent.
+
+These run in the flow (they suspend it), and call tasks for every side effect. Each wait has a
+key built from the step and a counter, so replaying the flow after a resume meets the same keys
+in the same order and receives the answers already given.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from tasks import waits
+from tasks.approvals import kind_label, record_consent, record_decision, request_approval
+from tasks.case import enter_stage, publish_timeline
+from tasks.referrals import Handoff, notify_agency, open_referral, record_answer, refer_to_agency
+from tasks.runtime import settings
+
+
+@dataclass(frozen=True)
+class Need:
+    """One thing a step needs from one kind of agency."""
+
+    agency_type: str
+    service: str
+
+
+def hand_off(case_ref: str, step: str, needs: list[Need], *, due_months: int = 0) -> None:
+    """Refer the step to one agency per need, in parallel, and wait until each is done.
+
+    A rejection moves the need to the next agency of the same type; when none is left the
+    coordinator names one or skips the need.
+    """
+    enter_stage(case_ref, step)
+    futures = [open_referral.submit(case_ref, step, n.agency_type, n.service, due_months) for n in needs]
+    opened = [future.result() for future in futures]
+    waiting: dict[str, Handoff] = {}
+    for need, handoff in zip(needs, opened, strict=True):
+        if handoff is None:
+            handoff = _coordinator_names_agency(case_ref, step, need.service, need.agency_type)
+        if handoff is not None:
+            waiting[handoff.agency_id] = handoff
+    _notify_all(case_ref, list(waiting.values()))
+    publish_timeline(case_ref, step)
+    _await_answers(case_ref, step, waiting)
+
+
+def follow_up(case_ref: str, step: str, need: Need, *, months: int) -> None:
+    """Plan a follow-up visit ``months`` ahead and wait for the agency to report it done."""
+    hand_off(case_ref, step, [need], due_months=months)
+
+
+def invite(case_ref: str, step: str, needs: list[Need]) -> None:
+    """Tell agencies about a step without waiting for each (e.g. a case-conference invitation)."""
+    enter_stage(case_ref, step)
+    futures = [open_referral.submit(case_ref, step, n.agency_type, n.service) for n in needs]
+    _notify_all(case_ref, [h for h in (f.result() for f in futures) if h is not None])
+
+
+def _notify_all(case_ref: str, handoffs: list[Handoff]) -> None:
+    for future in [notify_agency.submit(case_ref, h) for h in handoffs]:
+        future.result()
+
+
+def _await_answers(case_ref: str, step: str, waiting: dict[str, Handoff]) -> None:
+    turn = 0
+    while waiting:
+        turn += 1
+        key = waits.wait_key("answer", step, turn)
+        answer = waits.wait_for(
+            waits.answer_form(sorted(waiting)),
+            key,
+            f"**{case_ref}** · `{step}` 단계 기관 답변을 입력하세요 (agency answer).\n\n"
+            f"대기 중: {', '.join(sorted(waiting))}",
+        )
+        status = record_answer(case_ref, step, answer.agency_id, answer.status, answer.reason, key)
+        if status == "invalid":
+            continue
+        if status == "completed":
+            del waiting[answer.agency_id]
+        elif status == "rejected":
+            rejected = waiting.pop(answer.agency_id)
+            replacement = open_referral(case_ref, step, rejected.agency_type, rejected.service)
+            if replacement is None:
+                replacement = _coordinator_names_agency(case_ref, step, rejected.service, rejected.agency_type)
+            if replacement is not None:
+                notify_agency(case_ref, replacement)
+                waiting[replacement.agency_id] = replacement
+            publish_timeline(case_ref, f"{step}-{turn}")
+
+
+def _coordinator_names_agency(case_ref: str, step: str, service: str, agency_type: str) -> Handoff | None:
+    """No agency of the type is left: the coordinator names another one, or skips the need."""
+    turn = 0
+    while True:
+        turn += 1
+        key = waits.wait_key("reroute", step, agency_type, turn)
+        request_approval(case_ref, key, "reroute", "coordinator")
+        publish_timeline(case_ref, key)
+        choice = waits.wait_for(
+            waits.RerouteDecision,
+            key,
+            f"**{case_ref}** · `{step}`: 연계할 `{agency_type}` 기관이 더 없습니다. "
+            "다른 기관 ID를 입력하거나 비워 두어 건너뛰세요 (name an agency or leave empty to skip).",
+        )
+        if not choice.agency_id:
+            record_decision(case_ref, key, False, choice.reason or "건너뜀 (skipped)", "", key)
+            return None
+        handoff = refer_to_agency(case_ref, step, choice.agency_id, service)
+        if handoff is not None:
+            record_decision(case_ref, key, True, choice.reason, "", key)
+            return handoff
+        record_decision(case_ref, key, False, f"unknown agency '{choice.agency_id}'", "", key)
+
+
+def ask(case_ref: str, key: str, kind: str, approver_role: str = "supervisor") -> bool:
+    """Ask the supervisor (or coordinator) to decide; True if approved.
+
+    A rejection without a reason is not a decision: the form is shown again.
+    """
+    approval_key = waits.wait_key("decision", key)
+    request_approval(case_ref, approval_key, kind, approver_role)
+    publish_timeline(case_ref, approval_key)
+    turn = 0
+    while True:
+        turn += 1
+        wait = f"{approval_key}-{turn}"
+        decision = waits.wait_for(
+            waits.Decision,
+            wait,
+            f"**{case_ref}** · {kind_label(kind, settings().language)}\n\n반려할 때는 사유를 입력하세요.",
+        )
+        status = record_decision(
+            case_ref, approval_key, decision.approved, decision.reason, decision.decided_by, wait
+        )
+        if status != "invalid":
+            return status == "approved"
+
+
+@dataclass(frozen=True)
+class ConsentOutcome:
+    given: bool
+    signer: str
+
+
+def obtain_consent(case_ref: str, attempt: int, agency_types: list[str], purpose: str) -> ConsentOutcome:
+    """Ask the coordinator to record the resident's (or guardian's) written consent."""
+    wait = waits.wait_key("consent", attempt)
+    request_approval(case_ref, wait, "consent", "coordinator")
+    publish_timeline(case_ref, wait)
+    answer = waits.wait_for(
+        waits.ConsentDecision,
+        wait,
+        f"**{case_ref}** · 입주민 또는 보호의무자의 **서면 동의**를 기록하세요 "
+        "(record written consent; refusal never leads to cleaning).",
+    )
+    given = record_consent(case_ref, wait, answer.given, answer.signer, answer.written, agency_types, purpose)
+    return ConsentOutcome(given=given, signer=answer.signer)

@@ -1,0 +1,162 @@
+"""Handoffs to agencies: open a referral, tell the agency, record what it answers, find the next one.
+
+Every task returns only references (case, step, agency ids, statuses): no personal data enters
+Prefect's results.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from registry import calendar, cases, outbox
+from registry.catalog import DEFAULT_DUE_BUSINESS_DAYS, SERVICES, service_label
+from sqlalchemy.orm import Session
+
+from registry.models import Agency, Case, Referral, Resident
+from tasks import mailer, runtime
+from tasks.retry import handoff_task
+from templates import render
+
+
+@dataclass(frozen=True)
+class Handoff:
+    """A referral as the flow sees it."""
+
+    referral_id: int
+    step: str
+    agency_id: str
+    agency_type: str
+    service: str
+
+
+def _handoff(referral: Referral) -> Handoff:
+    return Handoff(referral.id, referral.step, referral.agency_id, referral.agency.type_code, referral.service)
+
+
+@handoff_task(name="open-referral", task_run_name="{step}-open-{agency_type}")
+def open_referral(
+    case_ref: str, step: str, agency_type: str, service: str, due_months: int = 0
+) -> Handoff | None:
+    """Refer the case to the best agency of a type not yet asked in this step (None if none is left).
+
+    ``due_months`` is for follow-ups planned months ahead; otherwise the agency has the default
+    number of business days to answer.
+    """
+    if service not in SERVICES:
+        raise cases.CaseError(f"service: unknown service '{service}'")
+    with runtime.transaction() as session:
+        case = cases.find_case(session, case_ref)
+        agency = cases.choose_agency(session, case, agency_type, step)
+        if agency is None:
+            return None
+        today = calendar.today(runtime.clock())
+        due = (
+            calendar.add_months(today, due_months)
+            if due_months
+            else calendar.add_business_days(today, DEFAULT_DUE_BUSINESS_DAYS)
+        )
+        referral = cases.open_referral(session, case, step=step, agency=agency, service=service, due_date=due)
+        if due_months:
+            cases.plan_follow_up(session, case, key=step, referral=referral)
+        return _handoff(referral)
+
+
+@handoff_task(name="refer-to-named-agency", task_run_name="{step}-open-{agency_id}")
+def refer_to_agency(case_ref: str, step: str, agency_id: str, service: str) -> Handoff | None:
+    """Refer to an agency the coordinator named (None if no such active agency exists)."""
+    with runtime.transaction() as session:
+        case = cases.find_case(session, case_ref)
+        agency = session.get(Agency, agency_id)
+        if agency is None or not agency.active:
+            return None
+        due = calendar.add_business_days(calendar.today(runtime.clock()), DEFAULT_DUE_BUSINESS_DAYS)
+        referral = cases.open_referral(session, case, step=step, agency=agency, service=service, due_date=due)
+        return _handoff(referral)
+
+
+@handoff_task(name="notify-agency", task_run_name="{handoff.step}-notify-{handoff.agency_id}")
+def notify_agency(case_ref: str, handoff: Handoff) -> str:
+    """Email the agency about its referral, through the outbox (sent once, whatever replays)."""
+    settings = runtime.settings()
+    language = settings.language
+    with runtime.transaction() as session:
+        case = cases.find_case(session, case_ref)
+        referral = session.get(Referral, handoff.referral_id)
+        assert referral is not None
+        agency = referral.agency
+        resident = _disclosable_resident(session, case, agency)
+        subject, text, html = render(
+            "referral",
+            language,
+            case_ref=case.ref,
+            agency_name=agency.name,
+            complex_name=case.complex.name,
+            service=service_label(referral.service, language),
+            step=referral.step,
+            due_date=referral.due_date.isoformat(),
+            due_weekday=_weekday(referral.due_date.weekday(), language),
+            resident=resident,
+            coordinator_name=case.coordinator.name,
+            coordinator_email=case.coordinator.email,
+        )
+        message, created = outbox.enqueue(
+            session,
+            case,
+            key=outbox.idempotency_key(case.ref, referral.step, agency.id),
+            agency_id=agency.id,
+            draft=outbox.Draft(agency.email, subject, text, html),
+            domain=settings.mail_from.rpartition("@")[2] or "yeongye.local",
+        )
+        if resident and created:
+            cases.audit(session, case, case.coordinator_id, "disclosure", agency=agency.id,
+                        fields=["name", "building", "unit", "phone"], basis="written-consent")
+        outbox_id = message.id
+    return mailer.deliver(outbox_id)
+
+
+def _disclosable_resident(session: Session, case: Case, agency: Agency) -> Resident | None:
+    """The resident's details, only if their written consent covers this kind of agency."""
+    consent = cases.active_consent(session, case)
+    if consent is None or agency.type_code not in consent.agency_types:
+        return None
+    return case.resident
+
+
+_WEEKDAYS = {"ko": "월화수목금토일", "en": ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")}
+
+
+def _weekday(index: int, language: str) -> str:
+    return _WEEKDAYS[language][index]
+
+
+@handoff_task(name="record-answer", task_run_name="{step}-answer-{agency_id}")
+def record_answer(case_ref: str, step: str, agency_id: str, status: str, reason: str, key: str) -> str:
+    """Apply an agency's answer; returns the referral's status afterwards, or "invalid".
+
+    ``key`` names the wait the answer came through, so two identical answers given at
+    different waits are recorded as two events.
+    """
+    with runtime.transaction() as session:
+        case = cases.find_case(session, case_ref)
+        referral = cases.find_referral(session, case, step, agency_id)
+        if referral is None:
+            return "unknown"
+        try:
+            cases.record_answer(
+                session, case, referral, status=status, reason=reason, actor=agency_id,
+                at=runtime.clock().now(),
+            )
+        except cases.CaseError as error:
+            cases.audit(session, case, agency_id, "invalid-input", wait=key, error=str(error))
+            return "invalid"
+        return referral.status
+
+
+@handoff_task(name="complete-referrals", task_run_name="{step}-complete-all")
+def complete_step(case_ref: str, step: str, reason: str) -> None:
+    """Mark every open referral of a step completed (e.g. invitations once the conference is held)."""
+    with runtime.transaction() as session:
+        case = cases.find_case(session, case_ref)
+        for referral in cases.referrals_in_step(session, case, step):
+            cases.record_answer(session, case, referral, status="completed", reason=reason,
+                                actor=case.coordinator_id, at=runtime.clock().now())

@@ -1,0 +1,69 @@
+"""Which failures a handoff retries: only the transient ones (SMTP down, database busy).
+
+Bad input (a ``CaseError``, a template error) fails at once; retrying it would only repeat it.
+"""
+
+from __future__ import annotations
+
+import smtplib
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import aiosmtplib
+from prefect import Task, task
+from prefect.cache_policies import INPUTS, RUN_ID
+from prefect.tasks import exponential_backoff
+from sqlalchemy.exc import DBAPIError, OperationalError
+
+TRANSIENT: tuple[type[BaseException], ...] = (
+    ConnectionError,
+    TimeoutError,
+    OSError,
+    aiosmtplib.SMTPConnectError,
+    aiosmtplib.SMTPServerDisconnected,
+    aiosmtplib.SMTPTimeoutError,
+    smtplib.SMTPServerDisconnected,
+    OperationalError,
+)
+
+
+def is_transient(error: BaseException) -> bool:
+    if isinstance(error, aiosmtplib.SMTPResponseException):
+        return 400 <= error.code < 500  # 4xx: try again later; 5xx: permanent
+    if isinstance(error, DBAPIError) and not isinstance(error, OperationalError):
+        return bool(error.connection_invalidated)
+    return isinstance(error, TRANSIENT)
+
+
+def _retry_only_transient(_task: Task[Any, Any], _task_run: Any, state: Any) -> bool:
+    try:
+        state.result()
+    except Exception as error:  # noqa: BLE001 - the state's exception is what we classify
+        return is_transient(error)
+    return False
+
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def handoff_task(*, name: str, task_run_name: str) -> Callable[[F], F]:
+    """A task whose result is persisted and replayed on resume.
+
+    The cache key is the inputs plus the flow run id, without the task's source, so a case
+    suspended for months still replays its finished steps after the code is redeployed.
+    """
+
+    def decorate(fn: F) -> F:
+        return task(  # type: ignore[return-value]
+            fn,
+            name=name,
+            task_run_name=task_run_name,
+            persist_result=True,
+            cache_policy=INPUTS + RUN_ID,
+            retries=4,
+            retry_delay_seconds=exponential_backoff(backoff_factor=2),
+            retry_jitter_factor=0.2,
+            retry_condition_fn=_retry_only_transient,
+        )
+
+    return decorate

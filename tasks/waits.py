@@ -1,0 +1,83 @@
+"""Waiting for people: the forms a suspended case shows, and the one way a flow waits.
+
+Every wait suspends the deployed flow run (no process is held while a case waits). The pause key
+names what the case waits for; ``yeongye approve`` / ``yeongye respond`` read it to resume the run
+with the same input the Prefect UI form would send.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Literal, TypeVar
+
+from prefect.flow_runs import suspend_flow_run
+from prefect.input import RunInput
+from pydantic import Field, create_model
+
+# Pause keys become Prefect input keys, which accept only lowercase letters, digits and dashes.
+_KEY_ALLOWED = re.compile(r"[^a-z0-9-]+")
+
+WAIT_KINDS = ("answer", "decision", "consent", "reroute")
+
+
+def wait_key(kind: str, *parts: str | int) -> str:
+    """A pause key like ``answer-cleaning-2``: kind first, so steering can tell what to send."""
+    assert kind in WAIT_KINDS
+    raw = "-".join([kind, *(str(part) for part in parts)]).lower()
+    return _KEY_ALLOWED.sub("-", raw).strip("-")
+
+
+def kind_of(key: str) -> str:
+    return key.split("-", 1)[0]
+
+
+class Decision(RunInput):
+    approved: bool = Field(title="승인 (approve)", description="승인하면 체크, 반려하면 해제")
+    reason: str = Field(default="", title="사유 (reason)", description="반려할 때는 반드시 입력")
+    decided_by: str = Field(default="", title="결정자 (decided by)", description="직원 ID")
+
+
+class ConsentDecision(RunInput):
+    given: bool = Field(title="동의함 (consent given)", description="입주민 또는 보호의무자가 동의했는가")
+    signer: Literal["resident", "guardian"] = Field(
+        default="resident",
+        title="서명자 (signer)",
+        description="resident=본인, guardian=보호의무자(의사결정능력이 부족한 경우: 성년후견 연계)",
+    )
+    written: bool = Field(default=True, title="서면 동의 (written)", description="서면 동의서를 받았는가")
+    reason: str = Field(default="", title="사유 (reason)", description="거부 사유 등")
+
+
+class RerouteDecision(RunInput):
+    agency_id: str = Field(
+        default="",
+        title="다음 기관 ID (next agency id)",
+        description="의뢰할 기관의 ID. 비워 두면 이 연계를 건너뜁니다 (empty: skip this handoff)",
+    )
+    reason: str = Field(default="", title="사유 (reason)")
+
+
+def answer_form(agency_ids: list[str]) -> type[RunInput]:
+    """The agency-answer form, with a drop-down of the agencies this step still waits for."""
+    agency_choice = Literal[tuple(agency_ids)]  # type: ignore[valid-type]
+    return create_model(  # type: ignore[call-overload, no-any-return]
+        "AgencyAnswer",
+        __base__=RunInput,
+        agency_id=(agency_choice, Field(title="기관 (agency)", description="답변한 기관")),
+        status=(
+            Literal["accepted", "rejected", "completed"],
+            Field(title="답변 (answer)", description="accepted=수락, rejected=거절(사유 필수), completed=완료"),
+        ),
+        reason=(str, Field(default="", title="사유·결과 (reason / outcome)")),
+    )
+
+
+Form = TypeVar("Form", bound=RunInput)
+
+
+def wait_for(form: type[Form], key: str, description: str) -> Form:
+    """Suspend the case until someone fills in ``form``; on replay, return what they sent."""
+    return suspend_flow_run(  # type: ignore[return-value]
+        wait_for_input=form.with_initial_data(description=description),
+        key=key,
+    )

@@ -1,0 +1,90 @@
+"""Real parts for tests: a Prefect server, an SMTP server on a free port, a registry database file.
+
+The registry runs on a SQLite file and, where ``YEONGYE_TEST_DATABASE_URL`` points at PostgreSQL,
+on a fresh PostgreSQL database too (the ``registry_url`` fixture is parametrised).
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from prefect.settings import (
+    PREFECT_FLOWS_HEARTBEAT_FREQUENCY,
+    PREFECT_RESULTS_LOCAL_STORAGE_PATH,
+    PREFECT_RESULTS_PERSIST_BY_DEFAULT,
+    temporary_settings,
+)
+from prefect.testing.utilities import prefect_test_harness
+from sqlalchemy import create_engine, text
+
+from registry.db import Database
+from registry.loader import SAMPLE_PATH, load_registry
+from yeongye.mailcapture import MailCapture
+
+PG_URL = os.environ.get("YEONGYE_TEST_DATABASE_URL")
+
+
+@pytest.fixture(scope="session")
+def results_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("results")
+
+
+@pytest.fixture(scope="session")
+def prefect_server(results_dir: Path) -> Iterator[None]:
+    """One real Prefect server (API + database) for the whole session."""
+    os.environ["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"
+    with prefect_test_harness(server_startup_timeout=90):
+        with temporary_settings(
+            {
+                PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None,
+                PREFECT_RESULTS_PERSIST_BY_DEFAULT: True,
+                PREFECT_RESULTS_LOCAL_STORAGE_PATH: results_dir,
+            }
+        ):
+            yield
+
+
+@pytest.fixture
+def mail(tmp_path: Path) -> Iterator[MailCapture]:
+    with MailCapture(tmp_path / "mail", port=0) as capture:
+        yield capture
+
+
+def _backends() -> list[str]:
+    return ["sqlite", "postgresql"] if PG_URL else ["sqlite"]
+
+
+@pytest.fixture(params=_backends())
+def registry_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'registry.db'}"
+        return
+    assert PG_URL
+    name = f"yeongye_t_{uuid.uuid4().hex[:10]}"
+    admin = create_engine(PG_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    base = PG_URL.rsplit("/", 1)[0]
+    try:
+        yield f"{base}/{name}"
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@pytest.fixture
+def registry(registry_url: str, tmp_path: Path, mail: MailCapture, monkeypatch: pytest.MonkeyPatch) -> Iterator[Database]:
+    """A migrated registry with the sample district loaded, wired to the test SMTP server."""
+    monkeypatch.setenv("YEONGYE_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("YEONGYE_DATABASE_URL", registry_url)
+    monkeypatch.setenv("YEONGYE_SMTP_PORT", str(mail.port))
+    db = Database(registry_url)
+    db.migrate()
+    load_registry(db, SAMPLE_PATH)
+    yield db
+    db.dispose()

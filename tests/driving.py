@@ -1,0 +1,80 @@
+"""Driving a case in tests the way people would: launch it, then answer whatever it waits for.
+
+Flow runs execute in this process (``run_flow``) against the real Prefect server, so a whole case
+takes seconds; the worker test runs them in a real worker instead.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from uuid import UUID
+
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.objects import FlowRun
+from prefect.exceptions import Pause
+from prefect.flow_engine import run_flow
+
+from flows.hoarding.flow import hoarding
+from registry.db import Database
+from yeongye import steering
+
+
+def deploy_hoarding() -> UUID:
+    return hoarding.to_deployment(name="hoarding").apply()  # type: ignore[return-value]
+
+
+def read_run(flow_run_id: str | UUID) -> FlowRun:
+    with get_client(sync_client=True) as client:
+        return client.read_flow_run(UUID(str(flow_run_id)))
+
+
+def run_once(flow_run_id: str) -> FlowRun:
+    """Execute the flow run in this process until it suspends or finishes."""
+    flow_run = read_run(flow_run_id)
+    try:
+        run_flow(hoarding, flow_run=flow_run, parameters=flow_run.parameters)
+    except Pause:
+        pass
+    return read_run(flow_run_id)
+
+
+Answer = Callable[[steering.Wait], None]
+
+
+@dataclass
+class Script:
+    """How the people around a case answer, one callable per kind of wait; the default says yes."""
+
+    db: Database
+    case_ref: str
+    on_answer: Callable[[steering.Wait], tuple[str, str, str]] | None = None
+    on_decision: Callable[[steering.Wait], tuple[bool, str]] | None = None
+    on_consent: Callable[[steering.Wait], tuple[bool, str]] | None = None
+    waits: list[str] = field(default_factory=list)
+
+    def answer(self, wait: steering.Wait) -> None:
+        self.waits.append(wait.key)
+        if wait.kind == "answer":
+            agency, status, reason = (
+                self.on_answer(wait) if self.on_answer else (wait.agencies[0], "completed", "완료")
+            )
+            steering.respond(self.db, self.case_ref, agency_id=agency, status=status, reason=reason)
+        elif wait.kind == "consent":
+            given, signer = self.on_consent(wait) if self.on_consent else (True, "resident")
+            steering.approve(self.db, self.case_ref, approved=given, reason="" if given else "거부", signer=signer)
+        elif wait.kind == "decision":
+            approved, reason = self.on_decision(wait) if self.on_decision else (True, "")
+            steering.approve(self.db, self.case_ref, approved=approved, reason=reason, by="supervisor-1")
+        else:
+            raise AssertionError(f"unexpected wait {wait.key}")
+
+
+def drive(script: Script, flow_run_id: str, *, max_waits: int = 80) -> FlowRun:
+    """Run the case in-process, answering each wait, until its flow run finishes."""
+    for _ in range(max_waits):
+        flow_run = run_once(flow_run_id)
+        if flow_run.state and flow_run.state.is_final():
+            return flow_run
+        script.answer(steering.current_wait(script.db, script.case_ref))
+    raise AssertionError(f"case did not finish within {max_waits} waits: {script.waits[-5:]}")

@@ -1,0 +1,85 @@
+"""One settings object for every part of yeongye.
+
+Read from environment variables prefixed ``YEONGYE_`` so that the CLI, the local stack, the
+Prefect worker and every flow-run process it spawns see the same configuration without
+passing anything personal through Prefect. Defaults run locally with no setup.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="YEONGYE_", extra="ignore")
+
+    data_dir: Path = Field(
+        default=Path.home() / ".yeongye",
+        description="Where the embedded PostgreSQL, result storage and captured mail live.",
+    )
+    database_url: str | None = Field(
+        default=None,
+        description="Registry database. Unset: SQLite under data_dir (or the embedded PostgreSQL under `up`).",
+    )
+    prefect_database_url: str | None = Field(
+        default=None,
+        description="Database of the Prefect server started by `up`. Unset: the embedded PostgreSQL.",
+    )
+    embedded_postgres: bool = Field(
+        default=True, description="`up` starts an embedded PostgreSQL when no database URLs are given."
+    )
+    prefect_port: int = 4200
+    smtp_host: str = "127.0.0.1"
+    smtp_port: int = 8025
+    smtp_username: str | None = None
+    smtp_password: str | None = None
+    smtp_starttls: bool = False
+    smtp_capture: bool = Field(
+        default=True, description="`up` runs a loopback SMTP server that keeps every message."
+    )
+    mail_from: str = "yeongye@localhost"
+    language: Literal["ko", "en"] = "ko"
+    work_pool: str = "yeongye"
+    worker_limit: int = Field(default=8, description="Flow runs one worker executes at once.")
+    log_format: Literal["console", "json"] = "console"
+
+    @property
+    def stack_file(self) -> Path:
+        """Written by `yeongye up` while it runs, so other commands find its databases."""
+        return self.data_dir / "stack.json"
+
+    def _stack(self) -> dict[str, str]:
+        try:
+            return json.loads(self.stack_file.read_text())
+        except (FileNotFoundError, ValueError):
+            return {}
+
+    @property
+    def registry_url(self) -> str:
+        return (
+            self.database_url
+            or self._stack().get("database_url")
+            or f"sqlite:///{self.data_dir / 'yeongye.db'}"
+        )
+
+    @property
+    def results_dir(self) -> Path:
+        return self.data_dir / "results"
+
+    @property
+    def mail_dir(self) -> Path:
+        return self.data_dir / "mail"
+
+    @property
+    def prefect_api_url(self) -> str:
+        return f"http://127.0.0.1:{self.prefect_port}/api"
+
+
+def get_settings() -> Settings:
+    """Read settings now; never cached, so tests and subprocesses see their own environment."""
+    return Settings()
