@@ -79,7 +79,7 @@ def _await_answers(case_ref: str, step: str, waiting: dict[str, Handoff]) -> Non
             del waiting[answer.agency_id]
         elif status == "rejected":
             rejected = waiting.pop(answer.agency_id)
-            replacement = open_referral(case_ref, step, rejected.agency_type, rejected.service)
+            replacement = open_referral(case_ref, step, rejected.agency_type, rejected.service, turn=turn)
             if replacement is None:
                 replacement = _coordinator_names_agency(case_ref, step, rejected.service, rejected.agency_type)
             if replacement is not None:

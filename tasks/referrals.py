@@ -35,12 +35,13 @@ def _handoff(referral: Referral) -> Handoff:
 
 @handoff_task(name="open-referral", task_run_name="{step}-open-{agency_type}")
 def open_referral(
-    case_ref: str, step: str, agency_type: str, service: str, due_months: int = 0
+    case_ref: str, step: str, agency_type: str, service: str, due_months: int = 0, turn: int = 0
 ) -> Handoff | None:
     """Refer the case to the best agency of a type not yet asked in this step (None if none is left).
 
     ``due_months`` is for follow-ups planned months ahead; otherwise the agency has the default
-    number of business days to answer.
+    number of business days to answer. ``turn`` tells apart the referrals made after successive
+    rejections, which would otherwise share one cache key.
     """
     if service not in SERVICES:
         raise cases.CaseError(f"service: unknown service '{service}'")

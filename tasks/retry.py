@@ -50,7 +50,9 @@ def handoff_task(*, name: str, task_run_name: str) -> Callable[[F], F]:
     """A task whose result is persisted and replayed on resume.
 
     The cache key is the inputs plus the flow run id, without the task's source, so a case
-    suspended for months still replays its finished steps after the code is redeployed.
+    suspended for months still replays its finished steps after the code is redeployed. The
+    flip side: two calls with equal inputs in one run share a result, so a task called
+    repeatedly takes an argument (a turn, a wait key) that tells the calls apart.
     """
 
     def decorate(fn: F) -> F:

@@ -53,7 +53,7 @@ class Settings(BaseSettings):
         """Written by `yeongye up` while it runs, so other commands find its databases."""
         return self.data_dir / "stack.json"
 
-    def _stack(self) -> dict[str, str]:
+    def stack_info(self) -> dict[str, str]:
         try:
             return json.loads(self.stack_file.read_text())
         except (FileNotFoundError, ValueError):
@@ -63,7 +63,7 @@ class Settings(BaseSettings):
     def registry_url(self) -> str:
         return (
             self.database_url
-            or self._stack().get("database_url")
+            or self.stack_info().get("database_url")
             or f"sqlite:///{self.data_dir / 'yeongye.db'}"
         )
 

