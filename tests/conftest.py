@@ -54,13 +54,15 @@ def mail(tmp_path: Path) -> Iterator[MailCapture]:
         yield capture
 
 
-def _backends() -> list[str]:
-    return ["sqlite", "postgresql"] if PG_URL else ["sqlite"]
+BACKENDS = ["sqlite", "postgresql"] if PG_URL else ["sqlite"]
+# Runs a test on every registry backend available (SQLite always, PostgreSQL where configured).
+every_backend = pytest.mark.parametrize("registry_url", BACKENDS, indirect=True)
 
 
-@pytest.fixture(params=_backends())
+@pytest.fixture
 def registry_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    if request.param == "sqlite":
+    """The registry database: SQLite unless a test asks for ``every_backend``."""
+    if getattr(request, "param", "sqlite") == "sqlite":
         yield f"sqlite:///{tmp_path / 'registry.db'}"
         return
     assert PG_URL

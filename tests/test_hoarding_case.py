@@ -13,7 +13,8 @@ from sqlalchemy import select
 
 from registry.db import Database
 from registry.models import Case, OutboxMessage, Referral, Resident
-from tests.driving import Script, deploy_hoarding, drive
+from tests.conftest import every_backend
+from tests.driving import Script, deploy_hoarding, drive, run_once
 from yeongye import steering
 from yeongye.mailcapture import MailCapture, read_captured
 
@@ -57,6 +58,7 @@ def _task_states(flow_run_id: str) -> Counter[str]:
                 return states
 
 
+@every_backend
 def test_full_case_reaches_closure_with_one_email_per_handoff(
     prefect_server: None, registry: Database, mail: MailCapture, results_dir: Path
 ) -> None:
@@ -155,8 +157,6 @@ def test_rejection_reroutes_to_next_agency_then_asks_coordinator(
         return wait.agencies[0], "completed", "완료"
 
     script = Script(registry, launched.case_ref, on_answer=agencies)
-    from tests.driving import run_once
-
     flow_run = run_once(launched.flow_run_id)
     while not (flow_run.state and flow_run.state.is_final()):
         wait = steering.current_wait(registry, launched.case_ref)

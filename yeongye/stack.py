@@ -156,6 +156,9 @@ def worker_env(settings: Settings, registry_url: str) -> dict[str, str]:
             "YEONGYE_DATA_DIR": str(settings.data_dir.resolve()),
             "YEONGYE_SMTP_HOST": _smtp_host(settings),
             "YEONGYE_SMTP_PORT": str(settings.smtp_port),
+            # prefect.yaml's pull step is `set_working_directory: {{ $YEONGYE_PROJECT_DIR }}`,
+            # resolved in each flow-run process from this environment.
+            "YEONGYE_PROJECT_DIR": str(PROJECT_ROOT),
         }
     )
     return env
@@ -336,6 +339,7 @@ class _Stopper:
 
     def __init__(self, event: threading.Event) -> None:
         self.event = event
+        self.received: str | None = None
         self._previous: dict[int, Any] = {}
 
     def install(self) -> None:
@@ -352,9 +356,9 @@ class _Stopper:
         self._previous.clear()
 
     def _handle(self, signum: int, _frame: FrameType | None) -> None:
-        if not self.event.is_set():
-            log.info("%s 수신: 스택을 종료합니다 (received %s, stopping the stack)",
-                     signal.Signals(signum).name, signal.Signals(signum).name)
+        # Only record here; logging from a signal handler can interleave with the interrupted code.
+        if self.received is None:
+            self.received = signal.Signals(signum).name
         self.event.set()
 
     def checkpoint(self) -> None:
@@ -556,6 +560,7 @@ def _deploy(stopper: _Stopper, settings: Settings, logs: Path) -> None:
         return
     env = prefect_env(settings)
     env["PREFECT_API_URL"] = settings.prefect_api_url
+    env["YEONGYE_PROJECT_DIR"] = str(PROJECT_ROOT)
     started = time.monotonic()
     _run_cli(stopper, "prefect deploy", prefect_command("--no-prompt", "deploy", "--all"),
              env, logs / "deploy.log", cwd=PROJECT_ROOT)
@@ -627,7 +632,8 @@ def _stop_orphans(settings: Settings) -> None:
         rows = json.loads(path.read_text())
     except (FileNotFoundError, ValueError):
         return
-    for row in rows if isinstance(rows, list) else []:
+    # Newest first (worker before server), as in a normal shutdown.
+    for row in reversed(rows) if isinstance(rows, list) else []:
         try:
             process = psutil.Process(int(row["pid"]))
             if abs(process.create_time() - float(row["create_time"])) > 0.5 or not _running(process):
@@ -680,7 +686,8 @@ def run_stack(
             except StackInterrupted:
                 pass
             finally:
-                log.info("스택 종료 중 (stopping the stack)")
+                reason = stopper.received or "stop"
+                log.info("스택 종료 중 (%s) (stopping the stack)", reason)
         log.info("스택이 종료되었습니다 (stack stopped)")
     finally:
         stopper.restore()

@@ -1,0 +1,104 @@
+"""A case outlives its worker: stop the worker while the case waits, start a new one, finish the case.
+
+Runs the deployments of prefect.yaml in a real process worker, exactly as `yeongye up` does.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+from collections import Counter
+from pathlib import Path
+
+import pytest
+from prefect.settings import PREFECT_API_URL
+
+from registry.db import Database
+from tests.driving import Script, read_run
+from yeongye import steering
+from yeongye.mailcapture import MailCapture, read_captured
+from yeongye.settings import get_settings
+from yeongye.stack import PROJECT_ROOT, prefect_command, worker_env
+
+
+def _env(registry: Database, results_dir: Path, tmp_path: Path) -> dict[str, str]:
+    env = worker_env(get_settings(), registry.url)
+    env.update(
+        {
+            "PREFECT_API_URL": str(PREFECT_API_URL.value()),
+            "PREFECT_HOME": str(tmp_path / "prefect-home"),
+            "PREFECT_RESULTS_LOCAL_STORAGE_PATH": str(results_dir),
+            "PREFECT_WORKER_QUERY_SECONDS": "1",
+            "YEONGYE_PROJECT_DIR": str(PROJECT_ROOT),
+        }
+    )
+    return env
+
+
+def _start_worker(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        prefect_command("worker", "start", "--pool", "yeongye", "--name", f"test-{log.stem}"),
+        env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT, start_new_session=True,
+    )
+
+
+def _stop_worker(worker: subprocess.Popen[bytes]) -> None:
+    """SIGTERM twice (the worker ignores the first for a long time), then wait for the whole group."""
+    for _ in range(2):
+        os.killpg(worker.pid, signal.SIGTERM)
+        time.sleep(1)
+    try:
+        worker.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        os.killpg(worker.pid, signal.SIGKILL)
+        worker.wait()
+
+
+def _wait_until_paused_or_final(flow_run_id: str, timeout: float = 120) -> str:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        state = read_run(flow_run_id).state
+        if state and (state.is_final() or (state.is_paused() and state.state_details.pause_key)):
+            return state.type.value
+        time.sleep(0.5)
+    raise AssertionError(f"flow run still {state.name if state else None} after {timeout}s")
+
+
+@pytest.mark.timeout(900)
+def test_case_survives_worker_restart_and_sends_nothing_twice(
+    prefect_server: None, registry: Database, mail: MailCapture, results_dir: Path, tmp_path: Path
+) -> None:
+    env = _env(registry, results_dir, tmp_path)
+    subprocess.run(prefect_command("work-pool", "create", "yeongye", "--type", "process", "--overwrite"),
+                   env=env, check=True, capture_output=True)
+    subprocess.run(prefect_command("--no-prompt", "deploy", "--all"), cwd=PROJECT_ROOT, env=env, check=True,
+                   capture_output=True)
+
+    first = _start_worker(env, tmp_path / "worker-1.log")
+    try:
+        launched = steering.launch(registry, intervention="hoarding", complex_code="E", resident_ref="R-E-001")
+        assert _wait_until_paused_or_final(launched.flow_run_id) == "PAUSED"
+        assert len(read_captured(mail.mail_dir)) == 2  # the assessment handoffs went out
+    finally:
+        _stop_worker(first)
+
+    script = Script(registry, launched.case_ref)
+    script.answer(steering.current_wait(registry, launched.case_ref))  # answered while no worker runs
+    time.sleep(3)
+    assert read_run(launched.flow_run_id).state.name == "Resuming"  # type: ignore[union-attr]
+
+    second = _start_worker(env, tmp_path / "worker-2.log")
+    try:
+        for _ in range(40):
+            if _wait_until_paused_or_final(launched.flow_run_id) == "COMPLETED":
+                break
+            script.answer(steering.current_wait(registry, launched.case_ref))
+    finally:
+        _stop_worker(second)
+
+    assert read_run(launched.flow_run_id).state.is_completed()  # type: ignore[union-attr]
+    keys = Counter(m.headers["X-Yeongye-Key"] for m in read_captured(mail.mail_dir))
+    assert len(keys) >= 20
+    assert set(keys.values()) == {1}, [k for k, n in keys.items() if n > 1]
