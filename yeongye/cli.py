@@ -54,8 +54,11 @@ def _database(settings: Settings) -> Database:
 
 @contextmanager
 def _prefect(settings: Settings) -> Iterator[None]:
-    """Point the Prefect client at the running stack (its stack file) or the configured port."""
-    url = settings.stack_info().get("prefect_api_url") or settings.prefect_api_url
+    """Point the Prefect client at the running stack (its stack file), else the configured API.
+
+    An API URL already configured for Prefect (environment or profile) wins over the default port.
+    """
+    url = settings.stack_info().get("prefect_api_url") or PREFECT_API_URL.value() or settings.prefect_api_url
     with temporary_settings({PREFECT_API_URL: url}):
         yield
 

@@ -53,7 +53,7 @@ class Settings(BaseSettings):
         """Written by `yeongye up` while it runs, so other commands find its databases."""
         return self.data_dir / "stack.json"
 
-    def stack_info(self) -> dict[str, str]:
+    def stack_info(self) -> dict[str, Any]:
         try:
             return json.loads(self.stack_file.read_text())
         except (FileNotFoundError, ValueError):

@@ -90,14 +90,6 @@ def _prefect_home(settings: Settings) -> Path:
     return settings.data_dir.resolve() / "prefect-home"
 
 
-def _read_stack_file(settings: Settings) -> dict[str, Any]:
-    try:
-        data = json.loads(settings.stack_file.read_text())
-    except (FileNotFoundError, ValueError):
-        return {}
-    return data if isinstance(data, dict) else {}
-
-
 def prefect_env(settings: Settings) -> dict[str, str]:
     """Environment for a process that talks to the stack's Prefect server (CLI commands).
 
@@ -105,7 +97,7 @@ def prefect_env(settings: Settings) -> dict[str, str]:
     ``subprocess.run(..., env=...)`` or with ``os.environ.update``. The API URL comes from the
     running stack's stack.json when there is one, so commands follow the port ``up`` used.
     """
-    api_url = str(_read_stack_file(settings).get("prefect_api_url") or settings.prefect_api_url)
+    api_url = str(settings.stack_info().get("prefect_api_url") or settings.prefect_api_url)
     env = dict(os.environ)
     env.update(
         {
@@ -600,7 +592,7 @@ def _exclusive(settings: Settings) -> Iterator[None]:
         try:
             fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError as error:
-            pid = _read_stack_file(settings).get("pid", "?")
+            pid = settings.stack_info().get("pid", "?")
             raise StackError(
                 f"{settings.data_dir} 에서 이미 yeongye up 이 실행 중입니다 (pid {pid}) "
                 f"(a stack is already running on this data dir)"

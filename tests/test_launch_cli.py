@@ -1,0 +1,59 @@
+"""`yeongye launch` refuses bad input with a clear message, a non-zero exit and nothing written."""
+
+from __future__ import annotations
+
+from prefect.client.orchestration import get_client
+from sqlalchemy import func, select
+from typer.testing import CliRunner
+
+from registry.db import Database
+from registry.models import AuditEntry, Case
+from tests.conftest import every_backend
+from tests.driving import deploy_hoarding
+from yeongye.cli import app
+
+
+def _counts(db: Database) -> tuple[int, int]:
+    with db.transaction() as session:
+        return session.scalar(select(func.count(Case.id))) or 0, session.scalar(select(func.count(AuditEntry.id))) or 0
+
+
+def _flow_runs() -> int:
+    with get_client(sync_client=True) as client:
+        return len(client.read_flow_runs(limit=200))
+
+
+@every_backend
+def test_launch_rejects_bad_input_and_writes_nothing(prefect_server: None, registry: Database) -> None:
+    deploy_hoarding()
+    runner = CliRunner()
+    ok = runner.invoke(app, ["launch", "hoarding", "--complex", "C", "--resident", "R-C-001"])
+    assert ok.exit_code == 0, ok.output
+    assert "C-20" in ok.output and "/runs/flow-run/" in ok.output
+    before, runs_before = _counts(registry), _flow_runs()
+
+    cases = {
+        ("--complex", "Q", "--resident", "R-C-002"): "--complex",
+        ("--complex", "C", "--resident", "R-C-999"): "--resident",
+        ("--complex", "C", "--resident", "R-A-001"): "--resident",
+        ("--complex", "C", "--resident", "R-C-001"): "진행 중인",
+    }
+    for args, expected in cases.items():
+        result = runner.invoke(app, ["launch", "hoarding", *args])
+        assert result.exit_code == 2, result.output
+        assert expected in result.output, result.output
+    bad_type = runner.invoke(app, ["launch", "cleaning", "--complex", "C", "--resident", "R-C-002"])
+    assert bad_type.exit_code == 2 and "intervention" in bad_type.output
+
+    assert _counts(registry) == before
+    assert _flow_runs() == runs_before
+
+
+def test_launch_writes_nothing_when_prefect_refuses(prefect_server: None, registry: Database) -> None:
+    """No deployment of that name: the case opened inside the transaction is rolled back."""
+    with get_client(sync_client=True) as client:
+        for deployment in client.read_deployments():
+            client.delete_deployment(deployment.id)
+    result = CliRunner().invoke(app, ["launch", "hoarding", "--complex", "C", "--resident", "R-C-003"])
+    assert result.exit_code != 0
+    assert _counts(registry) == (0, 1)  # only the registry-load audit entry
