@@ -13,6 +13,7 @@ from typing import Any
 from uuid import UUID
 
 from prefect.client.orchestration import get_client
+from prefect.client.schemas.objects import State
 from prefect.exceptions import ObjectNotFound
 from prefect.flow_runs import resume_flow_run
 
@@ -66,28 +67,42 @@ class Wait:
     agencies: list[str]
 
 
-def current_wait(db: Database, case_ref: str) -> Wait:
-    """What the case's flow run is suspended on, or a clear error if it waits for nothing."""
+def current_wait(db: Database, case_ref: str, *, settle_seconds: float = 30) -> Wait:
+    """What the case's flow run is suspended on, or a clear error if it waits for nothing.
+
+    A case that was just answered is still moving to its next wait; give it ``settle_seconds``
+    to get there rather than telling the person to try again.
+    """
     with db.transaction() as session:
         case = cases.find_case(session, case_ref)
         if case.status != "open":
             raise SteeringError(f"사례 {case_ref}는 종결되었습니다 (case is closed)")
         if not case.flow_run_id:
             raise SteeringError(f"사례 {case_ref}에 연결된 flow run이 없습니다")
-        timeline = case_timeline(session, case)
         flow_run_id = UUID(case.flow_run_id)
+    deadline = time.monotonic() + settle_seconds
     with get_client(sync_client=True) as client:
-        flow_run = client.read_flow_run(flow_run_id)
-    state = flow_run.state
+        state = client.read_flow_run(flow_run_id).state
+        while state is not None and not state.is_final() and not _suspended(state):
+            if time.monotonic() > deadline:
+                break
+            time.sleep(0.5)
+            state = client.read_flow_run(flow_run_id).state
     if state is None or not state.is_paused() or not state.state_details.pause_key:
         name = state.name if state else "없음"
         raise SteeringError(f"사례 {case_ref}는 지금 입력을 기다리지 않습니다 (flow run state: {name})")
     key = state.state_details.pause_key
     kind = kind_of(key)
+    with db.transaction() as session:
+        timeline = case_timeline(session, cases.find_case(session, case_ref))
     # An answer key is "answer-<step>-<turn>": the agencies are those still open in that step.
     step = key.removeprefix("answer-").rsplit("-", 1)[0] if kind == "answer" else ""
     agencies = [w["agency"] for w in timeline["waiting_for"] if w["kind"] == "answer" and w["step"] == step]
     return Wait(kind, key, flow_run_id, agencies)
+
+
+def _suspended(state: State) -> bool:
+    return state.is_paused() and bool(state.state_details.pause_key)
 
 
 def _resume(wait: Wait, run_input: dict[str, Any]) -> None:
