@@ -131,15 +131,11 @@ def open_referral(
 ) -> Referral:
     """Create the referral once; asking again for the same (case, step, agency) returns it."""
     existing = session.scalar(
-        select(Referral).where(
-            Referral.case_id == case.id, Referral.step == step, Referral.agency_id == agency.id
-        )
+        select(Referral).where(Referral.case_id == case.id, Referral.step == step, Referral.agency_id == agency.id)
     )
     if existing:
         return existing
-    referral = Referral(
-        case_id=case.id, step=step, agency_id=agency.id, service=service, due_date=due_date
-    )
+    referral = Referral(case_id=case.id, step=step, agency_id=agency.id, service=service, due_date=due_date)
     session.add(referral)
     session.flush()
     audit(session, case, case.coordinator_id, "referral-opened", step=step, agency=agency.id, service=service)
@@ -148,9 +144,7 @@ def open_referral(
 
 def find_referral(session: Session, case: Case, step: str, agency_id: str) -> Referral | None:
     return session.scalar(
-        select(Referral).where(
-            Referral.case_id == case.id, Referral.step == step, Referral.agency_id == agency_id
-        )
+        select(Referral).where(Referral.case_id == case.id, Referral.step == step, Referral.agency_id == agency_id)
     )
 
 
@@ -175,8 +169,16 @@ def record_answer(
     referral.status = status
     referral.reason = reason or None
     referral.updated_at = at
-    audit(session, case, actor, "referral-answered", step=referral.step, agency=referral.agency_id,
-          status=status, reason=reason)
+    audit(
+        session,
+        case,
+        actor,
+        "referral-answered",
+        step=referral.step,
+        agency=referral.agency_id,
+        status=status,
+        reason=reason,
+    )
     return True
 
 
@@ -237,16 +239,13 @@ def record_consent(
     )
     session.add(consent)
     session.flush()
-    audit(session, case, case.coordinator_id, "consent-recorded", status=consent.status, signer=signer,
-          written=written)
+    audit(session, case, case.coordinator_id, "consent-recorded", status=consent.status, signer=signer, written=written)
     return consent
 
 
 def active_consent(session: Session, case: Case) -> Consent | None:
     return session.scalar(
-        select(Consent)
-        .where(Consent.case_id == case.id, Consent.status == "given")
-        .order_by(Consent.id.desc())
+        select(Consent).where(Consent.case_id == case.id, Consent.status == "given").order_by(Consent.id.desc())
     )
 
 

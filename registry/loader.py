@@ -179,9 +179,7 @@ def _cross_check(db: Database, data: Any) -> list[_Problem]:
         wanted = {code for _, code in references}
         with db.transaction() as session:
             stored = set(session.scalars(select(Complex.code).where(Complex.code.in_(wanted))))
-        problems += [
-            _Problem(loc, f"unknown complex {code!r}") for loc, code in references if code not in stored
-        ]
+        problems += [_Problem(loc, f"unknown complex {code!r}") for loc, code in references if code not in stored]
     return problems
 
 

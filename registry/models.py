@@ -31,7 +31,7 @@ class Base(DeclarativeBase):
 
 
 def _utc_now() -> dt.datetime:
-    return dt.datetime.now(dt.timezone.utc)
+    return dt.datetime.now(dt.UTC)
 
 
 class AgencyType(Base):

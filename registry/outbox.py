@@ -69,9 +69,7 @@ def claim(session: Session, message_id: int, now: dt.datetime) -> bool:
 
 def mark_sent(session: Session, message_id: int, now: dt.datetime) -> None:
     session.execute(
-        update(OutboxMessage)
-        .where(OutboxMessage.id == message_id)
-        .values(status="sent", sent_at=now, last_error=None)
+        update(OutboxMessage).where(OutboxMessage.id == message_id).values(status="sent", sent_at=now, last_error=None)
     )
 
 

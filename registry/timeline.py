@@ -67,8 +67,7 @@ def case_timeline(session: Session, case: Case) -> dict[str, Any]:
         ],
         "follow_ups": [{"key": f.key, "due": f.due_date.isoformat()} for f in follow_ups],
         "emails": [
-            {"to_agency": m.agency_id, "subject": m.subject, "status": m.status, "attempts": m.attempts}
-            for m in emails
+            {"to_agency": m.agency_id, "subject": m.subject, "status": m.status, "attempts": m.attempts} for m in emails
         ],
         "waiting_for": waiting,
     }

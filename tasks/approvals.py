@@ -5,6 +5,7 @@ from __future__ import annotations
 from registry import calendar, cases, outbox
 from registry.models import Staff
 from tasks import mailer, runtime
+from tasks.log import logger
 from tasks.retry import handoff_task
 from templates import render
 
@@ -33,9 +34,7 @@ def request_approval(case_ref: str, key: str, kind: str, approver_role: str) -> 
         case = cases.find_case(session, case_ref)
         approver: Staff = case.supervisor if approver_role == "supervisor" else case.coordinator
         due = calendar.add_business_days(calendar.today(runtime.clock()), DECISION_DUE_BUSINESS_DAYS)
-        approval = cases.request_approval(
-            session, case, key=key, kind=kind, approver_id=approver.id, due_date=due
-        )
+        approval = cases.request_approval(session, case, key=key, kind=kind, approver_id=approver.id, due_date=due)
         subject, text, html = render(
             "approval",
             settings.language,
@@ -67,13 +66,18 @@ def record_decision(case_ref: str, key: str, approved: bool, reason: str, decide
         approval = cases.find_approval(session, case, key)
         try:
             cases.decide(
-                session, case, approval, approved=approved, reason=reason,
-                by=decided_by or approval.approver_id, at=runtime.clock().now(),
+                session,
+                case,
+                approval,
+                approved=approved,
+                reason=reason,
+                by=decided_by or approval.approver_id,
+                at=runtime.clock().now(),
             )
         except cases.CaseError as error:
-            cases.audit(session, case, decided_by or approval.approver_id, "invalid-input", wait=wait,
-                        error=str(error))
+            cases.audit(session, case, decided_by or approval.approver_id, "invalid-input", wait=wait, error=str(error))
             return "invalid"
+        logger(case_ref, key).info("decision-recorded", status=approval.status, wait=wait)
         return approval.status
 
 
@@ -86,12 +90,22 @@ def record_consent(
         case = cases.find_case(session, case_ref)
         approval = cases.find_approval(session, case, key)
         consent = cases.record_consent(
-            session, case, given=given, signer=signer, written=written,
-            agency_types=agency_types, purposes=[purpose], at=runtime.clock().now(),
+            session,
+            case,
+            given=given,
+            signer=signer,
+            written=written,
+            agency_types=agency_types,
+            purposes=[purpose],
+            at=runtime.clock().now(),
         )
         cases.decide(
-            session, case, approval, approved=consent.status == "given",
+            session,
+            case,
+            approval,
+            approved=consent.status == "given",
             reason="" if consent.status == "given" else "동의 거부 또는 서면 동의 없음",
-            by=case.coordinator_id, at=runtime.clock().now(),
+            by=case.coordinator_id,
+            at=runtime.clock().now(),
         )
         return consent.status == "given"

@@ -11,7 +11,8 @@ from tasks.retry import handoff_task
 
 
 @handoff_task(name="enter-stage", task_run_name="{stage}")
-def enter_stage(case_ref: str, stage: str) -> str:
+def enter_stage(case_ref: str, stage: str, occasion: str = "") -> str:
+    """Record the case's current stage; ``occasion`` tells apart returns to the same stage."""
     with runtime.transaction() as session:
         cases.set_stage(session, cases.find_case(session, case_ref), stage)
     return stage

@@ -118,7 +118,7 @@ def ask(case_ref: str, key: str, kind: str, approver_role: str = "supervisor") -
     A rejection without a reason is not a decision: the form is shown again.
     """
     approval_key = waits.wait_key("decision", key)
-    enter_stage(case_ref, kind)
+    enter_stage(case_ref, kind, approval_key)
     request_approval(case_ref, approval_key, kind, approver_role)
     publish_timeline(case_ref, approval_key)
     turn = 0
@@ -130,9 +130,7 @@ def ask(case_ref: str, key: str, kind: str, approver_role: str = "supervisor") -
             wait,
             f"**{case_ref}** · {kind_label(kind, settings().language)}\n\n반려할 때는 사유를 입력하세요.",
         )
-        status = record_decision(
-            case_ref, approval_key, decision.approved, decision.reason, decision.decided_by, wait
-        )
+        status = record_decision(case_ref, approval_key, decision.approved, decision.reason, decision.decided_by, wait)
         if status != "invalid":
             return status == "approved"
 
@@ -146,7 +144,7 @@ class ConsentOutcome:
 def obtain_consent(case_ref: str, attempt: int, agency_types: list[str], purpose: str) -> ConsentOutcome:
     """Ask the coordinator to record the resident's (or guardian's) written consent."""
     wait = waits.wait_key("consent", attempt)
-    enter_stage(case_ref, "consent")
+    enter_stage(case_ref, "consent", wait)
     request_approval(case_ref, wait, "consent", "coordinator")
     publish_timeline(case_ref, wait)
     answer = waits.wait_for(

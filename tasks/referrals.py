@@ -8,12 +8,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from registry import calendar, cases, outbox
-from registry.catalog import DEFAULT_DUE_BUSINESS_DAYS, SERVICES, service_label
 from sqlalchemy.orm import Session
 
+from registry import calendar, cases, outbox
+from registry.catalog import DEFAULT_DUE_BUSINESS_DAYS, SERVICES, service_label
 from registry.models import Agency, Case, Referral, Resident
 from tasks import mailer, runtime
+from tasks.log import logger
 from tasks.retry import handoff_task
 from templates import render
 
@@ -109,10 +110,19 @@ def notify_agency(case_ref: str, handoff: Handoff) -> str:
             domain=settings.mail_from.rpartition("@")[2] or "yeongye.local",
         )
         if resident and created:
-            cases.audit(session, case, case.coordinator_id, "disclosure", agency=agency.id,
-                        fields=["name", "building", "unit", "phone"], basis="written-consent")
+            cases.audit(
+                session,
+                case,
+                case.coordinator_id,
+                "disclosure",
+                agency=agency.id,
+                fields=["name", "building", "unit", "phone"],
+                basis="written-consent",
+            )
         outbox_id = message.id
-    return mailer.deliver(outbox_id)
+    status = mailer.deliver(outbox_id)
+    logger(case_ref, handoff.step).info("agency-notified", agency=handoff.agency_id, outbox_id=outbox_id, status=status)
+    return status
 
 
 def _disclosable_resident(session: Session, case: Case, agency: Agency) -> Resident | None:
@@ -144,12 +154,19 @@ def record_answer(case_ref: str, step: str, agency_id: str, status: str, reason:
             return "unknown"
         try:
             cases.record_answer(
-                session, case, referral, status=status, reason=reason, actor=agency_id,
+                session,
+                case,
+                referral,
+                status=status,
+                reason=reason,
+                actor=agency_id,
                 at=runtime.clock().now(),
             )
         except cases.CaseError as error:
             cases.audit(session, case, agency_id, "invalid-input", wait=key, error=str(error))
+            logger(case_ref, step).warning("answer-invalid", agency=agency_id, wait=key)
             return "invalid"
+        logger(case_ref, step).info("answer-recorded", agency=agency_id, status=referral.status, wait=key)
         return referral.status
 
 
@@ -159,5 +176,12 @@ def complete_step(case_ref: str, step: str, reason: str) -> None:
     with runtime.transaction() as session:
         case = cases.find_case(session, case_ref)
         for referral in cases.referrals_in_step(session, case, step):
-            cases.record_answer(session, case, referral, status="completed", reason=reason,
-                                actor=case.coordinator_id, at=runtime.clock().now())
+            cases.record_answer(
+                session,
+                case,
+                referral,
+                status="completed",
+                reason=reason,
+                actor=case.coordinator_id,
+                at=runtime.clock().now(),
+            )

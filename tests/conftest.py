@@ -80,7 +80,9 @@ def registry_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
 
 
 @pytest.fixture
-def registry(registry_url: str, tmp_path: Path, mail: MailCapture, monkeypatch: pytest.MonkeyPatch) -> Iterator[Database]:
+def registry(
+    registry_url: str, tmp_path: Path, mail: MailCapture, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Database]:
     """A migrated registry with the sample district loaded, wired to the test SMTP server."""
     monkeypatch.setenv("YEONGYE_DATA_DIR", str(tmp_path / "data"))
     monkeypatch.setenv("YEONGYE_DATABASE_URL", registry_url)

@@ -56,9 +56,7 @@ class Script:
     def answer(self, wait: steering.Wait) -> None:
         self.waits.append(wait.key)
         if wait.kind == "answer":
-            agency, status, reason = (
-                self.on_answer(wait) if self.on_answer else (wait.agencies[0], "completed", "완료")
-            )
+            agency, status, reason = self.on_answer(wait) if self.on_answer else (wait.agencies[0], "completed", "완료")
             steering.respond(self.db, self.case_ref, agency_id=agency, status=status, reason=reason)
         elif wait.kind == "consent":
             given, signer = self.on_consent(wait) if self.on_consent else (True, "resident")

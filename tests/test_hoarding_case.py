@@ -21,8 +21,14 @@ from yeongye.mailcapture import MailCapture, read_captured
 EXPECTED_AGENCY_HANDOFFS = {
     # step -> agencies that must each get exactly one email for it
     "assessment": {"cc1@example.org", "mgmt1@example.org"},
-    "conference": {"district1@example.org", "cc1@example.org", "mgmt1@example.org", "mhwc1@example.org",
-                   "phc1@example.org", "wc1@example.org"},
+    "conference": {
+        "district1@example.org",
+        "cc1@example.org",
+        "mgmt1@example.org",
+        "mhwc1@example.org",
+        "phc1@example.org",
+        "wc1@example.org",
+    },
     "budget": {"district1@example.org"},
     "cleaning": {"cleancoop1@example.org"},
     "repairs": {"lh1@example.org", "probsupport1@example.org"},
@@ -174,7 +180,9 @@ def test_rejection_reroutes_to_next_agency_then_asks_coordinator(
         ).all()
         case = session.scalar(select(Case).where(Case.ref == launched.case_ref))
     assert {(a, s) for a, s, _ in rows} == {
-        ("gaon-mhwc-1", "rejected"), ("gaon-mhwc-2", "rejected"), ("gaon-phc-1", "completed")
+        ("gaon-mhwc-1", "rejected"),
+        ("gaon-mhwc-2", "rejected"),
+        ("gaon-phc-1", "completed"),
     }
     assert all(reason for _a, status, reason in rows if status == "rejected")
     assert case is not None and case.status == "closed"

@@ -26,7 +26,9 @@ def test_captures_korean_multipart_mail(tmp_path: Path) -> None:
 
     with MailCapture(mail_dir, port=0) as capture:
         assert capture.port > 0
-        _send(capture.port, message, recipients=["housing@agency.example", "welfare@agency.example", "bcc@agency.example"])
+        _send(
+            capture.port, message, recipients=["housing@agency.example", "welfare@agency.example", "bcc@agency.example"]
+        )
 
     [mail] = read_captured(mail_dir)
     assert mail.subject == "[연계] 사례 C-2024-17 저장강박 의심 세대 협조 요청"

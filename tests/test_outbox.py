@@ -18,8 +18,9 @@ from yeongye.mailcapture import MailCapture, read_captured
 
 def _enqueue(db: Database) -> int:
     with db.transaction() as session:
-        case = cases.open_case(session, intervention="hoarding", complex_code="A", resident_ref="R-A-001",
-                               opened_at=SystemClock().now())
+        case = cases.open_case(
+            session, intervention="hoarding", complex_code="A", resident_ref="R-A-001", opened_at=SystemClock().now()
+        )
         draft = outbox.Draft("cc1@example.org", "[연계 요청] 제목", "본문", "<p>본문</p>")
         key = outbox.idempotency_key(case.ref, "assessment", "gaon-cc-1")
         message, created = outbox.enqueue(session, case, key=key, agency_id="gaon-cc-1", draft=draft, domain="test")

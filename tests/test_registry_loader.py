@@ -20,9 +20,7 @@ from registry.models import Agency, AuditEntry, Complex, Resident, Staff
 PG_URL = os.environ.get("YEONGYE_TEST_DATABASE_URL")
 HOUSEHOLDS = {"A": 1998, "B": 1654, "C": 1191, "D": 1460, "E": 2359, "F": 1983}
 # Types a rejected handoff can be rerouted within.
-TWO_PER_TYPE = {
-    "cleaning-coop", "mental-health-center", "welfare-center", "family-center", "community-center"
-}
+TWO_PER_TYPE = {"cleaning-coop", "mental-health-center", "welfare-center", "family-center", "community-center"}
 
 
 @pytest.fixture
@@ -78,9 +76,7 @@ def test_sample_loads_whole_district(db: Database) -> None:
         assert sorted(s.complex_code or "" for s in coordinators) == sorted(HOUSEHOLDS)
         audit = session.scalars(select(AuditEntry)).one()
         assert audit.action == "registry-load"
-        assert audit.detail == {
-            "agency_types": 38, "complexes": 6, "agencies": 43, "staff": 7, "residents": 18
-        }
+        assert audit.detail == {"agency_types": 38, "complexes": 6, "agencies": 43, "staff": 7, "residents": 18}
 
 
 def test_loading_twice_creates_no_duplicates(sqlite_db: Database) -> None:
@@ -100,8 +96,14 @@ def _line_of(text: str, needle: str, occurrence: int = 1) -> int:
 
 def test_bad_file_is_rejected_whole(sqlite_db: Database, tmp_path: Path) -> None:
     agency = {
-        "id": "gaon-x-1", "name": "가온시험기관", "type": "welfare-center", "district": "가온구",
-        "email": "x1@example.org", "phone": "02-0000-9001", "services": ["case-conference"], "rank": 1,
+        "id": "gaon-x-1",
+        "name": "가온시험기관",
+        "type": "welfare-center",
+        "district": "가온구",
+        "email": "x1@example.org",
+        "phone": "02-0000-9001",
+        "services": ["case-conference"],
+        "rank": 1,
     }
     doc = {
         "agencies": [
@@ -109,12 +111,18 @@ def test_bad_file_is_rejected_whole(sqlite_db: Database, tmp_path: Path) -> None
             {**agency, "email": "x2@example.org"},  # same id as the first
             {**agency, "id": "gaon-x-2", "email": "no-at-sign"},
         ],
-        "complexes": [
-            {"code": "A", "name": "가온 A단지", "district": "가온구", "households": 10, "operator": "LH"}
-        ],
+        "complexes": [{"code": "A", "name": "가온 A단지", "district": "가온구", "households": 10, "operator": "LH"}],
         "residents": [
-            {"ref": "R-Z-001", "complex_code": "Z", "name": "가나다", "phone": "010-0000-9001",
-             "building": "101동", "unit": "101호", "birth_year": 1950, "lives_alone": True},
+            {
+                "ref": "R-Z-001",
+                "complex_code": "Z",
+                "name": "가나다",
+                "phone": "010-0000-9001",
+                "building": "101동",
+                "unit": "101호",
+                "birth_year": 1950,
+                "lives_alone": True,
+            },
         ],
     }
     path = tmp_path / "bad.json"

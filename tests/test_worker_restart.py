@@ -40,7 +40,10 @@ def _env(registry: Database, results_dir: Path, tmp_path: Path) -> dict[str, str
 def _start_worker(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
         prefect_command("worker", "start", "--pool", "yeongye", "--name", f"test-{log.stem}"),
-        env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT, start_new_session=True,
+        env=env,
+        stdout=log.open("wb"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
     )
 
 
@@ -71,10 +74,15 @@ def test_case_survives_worker_restart_and_sends_nothing_twice(
     prefect_server: None, registry: Database, mail: MailCapture, results_dir: Path, tmp_path: Path
 ) -> None:
     env = _env(registry, results_dir, tmp_path)
-    subprocess.run(prefect_command("work-pool", "create", "yeongye", "--type", "process", "--overwrite"),
-                   env=env, check=True, capture_output=True)
-    subprocess.run(prefect_command("--no-prompt", "deploy", "--all"), cwd=PROJECT_ROOT, env=env, check=True,
-                   capture_output=True)
+    subprocess.run(
+        prefect_command("work-pool", "create", "yeongye", "--type", "process", "--overwrite"),
+        env=env,
+        check=True,
+        capture_output=True,
+    )
+    subprocess.run(
+        prefect_command("--no-prompt", "deploy", "--all"), cwd=PROJECT_ROOT, env=env, check=True, capture_output=True
+    )
 
     first = _start_worker(env, tmp_path / "worker-1.log")
     try:

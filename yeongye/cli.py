@@ -69,7 +69,11 @@ def _print_json(data: Any) -> None:
 
 @app.command()
 def up(
-    demo: bool = typer.Option(False, "--demo", help="준비되면 예시 등록부를 싣고 저장강박 사례 하나를 시작 / load the sample and launch one case"),
+    demo: bool = typer.Option(
+        False,
+        "--demo",
+        help="준비되면 예시 등록부를 싣고 저장강박 사례 하나를 시작 / load the sample and launch one case",
+    ),
 ) -> None:
     """로컬 스택 실행: 내장 PostgreSQL, Prefect 서버·UI, 워커, 메일 캡처 (Ctrl-C로 종료)."""
     from yeongye.stack import StackInfo, run_stack
@@ -84,7 +88,9 @@ def up(
             load_registry(db, SAMPLE_PATH)
             with temporary_settings({PREFECT_API_URL: info.api_url}):
                 launched = steering.launch(db, intervention="hoarding", complex_code="D", resident_ref="R-D-001")
-            console.print(f"예시 사례 시작 (demo case): {launched.case_ref} → {info.ui_url}/runs/flow-run/{launched.flow_run_id}")
+            console.print(
+                f"예시 사례 시작 (demo case): {launched.case_ref} → {info.ui_url}/runs/flow-run/{launched.flow_run_id}"
+            )
         console.print("종료하려면 Ctrl-C (stop with Ctrl-C)")
 
     run_stack(settings, on_ready=ready)
@@ -107,7 +113,7 @@ def _load(path: Path) -> None:
     try:
         report = load_registry(_database(settings), path)
     except RegistryLoadError as error:
-        raise _fail(f"{path}: 등록부를 싣지 못했습니다; 아무것도 쓰지 않았습니다 (nothing written)\n{error}")
+        raise _fail(f"{path}: 등록부를 싣지 못했습니다; 아무것도 쓰지 않았습니다 (nothing written)\n{error}") from None
     console.print(
         f"등록부 적재 완료 (loaded): 기관유형 {report.agency_types}, 기관 {report.agencies}, "
         f"단지 {report.complexes}, 직원 {report.staff}, 입주민 {report.residents}"
@@ -127,7 +133,7 @@ def launch(
         with _prefect(settings):
             launched = steering.launch(db, intervention=intervention, complex_code=complex_code, resident_ref=resident)
     except cases.CaseError as error:
-        raise _fail(str(error))
+        raise _fail(str(error)) from None
     ui = settings.stack_info().get("ui_url") or f"http://127.0.0.1:{settings.prefect_port}"
     console.print(f"사례 (case): [bold]{launched.case_ref}[/]")
     console.print(f"flow run: {ui}/runs/flow-run/{launched.flow_run_id}")
@@ -139,8 +145,15 @@ def list_cases(as_json: bool = typer.Option(False, "--json")) -> None:
     db = _database(get_settings())
     with db.transaction() as session:
         rows = [
-            {"case": c.ref, "intervention": c.intervention, "complex": c.complex_code, "status": c.status,
-             "stage": c.stage, "coordinator": c.coordinator_id, "opened_at": c.opened_at.isoformat()}
+            {
+                "case": c.ref,
+                "intervention": c.intervention,
+                "complex": c.complex_code,
+                "status": c.status,
+                "stage": c.stage,
+                "coordinator": c.coordinator_id,
+                "opened_at": c.opened_at.isoformat(),
+            }
             for c in session.scalars(select(Case).order_by(Case.ref))
         ]
     if as_json:
@@ -152,23 +165,31 @@ def list_cases(as_json: bool = typer.Option(False, "--json")) -> None:
 
 
 @app.command("case")
-def show_case(ref: str = typer.Argument(..., help="사례 번호 / case reference"), as_json: bool = typer.Option(False, "--json")) -> None:
+def show_case(
+    ref: str = typer.Argument(..., help="사례 번호 / case reference"), as_json: bool = typer.Option(False, "--json")
+) -> None:
     """사례 타임라인: 단계, 연계, 메일, 결재, 대기 중인 것 / a case's timeline."""
     db = _database(get_settings())
     try:
         with db.transaction() as session:
             timeline = case_timeline(session, cases.find_case(session, ref))
     except cases.CaseError as error:
-        raise _fail(str(error))
+        raise _fail(str(error)) from None
     if as_json:
         return _print_json(timeline)
-    console.print(f"[bold]{timeline['case']}[/] {timeline['intervention']} · {timeline['complex']}단지 · "
-                  f"상태 {timeline['status']} · 단계 {timeline['stage']} · 결과 {timeline['outcome'] or '-'}")
-    referrals = Table("단계 step", "기관 agency", "서비스 service", "상태 status", "사유 reason", "기한 due", title="연계 referrals")
+    console.print(
+        f"[bold]{timeline['case']}[/] {timeline['intervention']} · {timeline['complex']}단지 · "
+        f"상태 {timeline['status']} · 단계 {timeline['stage']} · 결과 {timeline['outcome'] or '-'}"
+    )
+    referrals = Table(
+        "단계 step", "기관 agency", "서비스 service", "상태 status", "사유 reason", "기한 due", title="연계 referrals"
+    )
     for r in timeline["referrals"]:
         referrals.add_row(r["step"], r["agency"], r["service"], r["status"], r["reason"] or "", r["due"])
     console.print(referrals)
-    approvals = Table("항목 key", "종류 kind", "결재자", "상태 status", "사유 reason", "기한 due", title="결재 decisions")
+    approvals = Table(
+        "항목 key", "종류 kind", "결재자", "상태 status", "사유 reason", "기한 due", title="결재 decisions"
+    )
     for a in timeline["approvals"]:
         approvals.add_row(a["key"], a["kind"], a["approver"], a["status"], a["reason"] or "", a["due"])
     console.print(approvals)
@@ -186,16 +207,24 @@ def approve(
     reject: bool = typer.Option(False, "--reject", help="반려 / 동의 거부 (reject / consent refused)"),
     reason: str = typer.Option("", "--reason", help="사유 (반려 시 필수)"),
     by: str = typer.Option("", "--by", help="결정자 직원 ID / staff id"),
-    guardian: bool = typer.Option(False, "--guardian", help="동의서 서명자가 보호의무자 / consent signed by a guardian"),
+    guardian: bool = typer.Option(
+        False, "--guardian", help="동의서 서명자가 보호의무자 / consent signed by a guardian"
+    ),
 ) -> None:
     """대기 중인 결재·동의를 승인하거나 반려합니다 (UI 입력 양식과 같음)."""
     settings = get_settings()
     try:
         with _prefect(settings):
-            wait = steering.approve(_database(settings), ref, approved=not reject, reason=reason, by=by,
-                                    signer="guardian" if guardian else "resident")
+            wait = steering.approve(
+                _database(settings),
+                ref,
+                approved=not reject,
+                reason=reason,
+                by=by,
+                signer="guardian" if guardian else "resident",
+            )
     except (steering.SteeringError, cases.CaseError) as error:
-        raise _fail(str(error))
+        raise _fail(str(error)) from None
     console.print(f"{ref}: {'반려' if reject else '승인'} 전달됨 (sent to {wait.key})")
 
 
@@ -212,7 +241,7 @@ def respond(
         with _prefect(settings):
             wait = steering.respond(_database(settings), ref, agency_id=agency, status=status, reason=reason)
     except (steering.SteeringError, cases.CaseError) as error:
-        raise _fail(str(error))
+        raise _fail(str(error)) from None
     console.print(f"{ref}: {agency} → {status} (sent to {wait.key})")
 
 
@@ -228,8 +257,16 @@ def residents(
         if complex_code:
             query = query.where(Resident.complex_code == complex_code)
         rows = [
-            {"ref": r.ref, "complex": r.complex_code, "name": r.name, "building": r.building, "unit": r.unit,
-             "phone": r.phone, "birth_year": r.birth_year, "lives_alone": r.lives_alone}
+            {
+                "ref": r.ref,
+                "complex": r.complex_code,
+                "name": r.name,
+                "building": r.building,
+                "unit": r.unit,
+                "phone": r.phone,
+                "birth_year": r.birth_year,
+                "lives_alone": r.lives_alone,
+            }
             for r in session.scalars(query)
         ]
     if as_json:
@@ -245,8 +282,14 @@ def mail(as_json: bool = typer.Option(False, "--json"), limit: int = typer.Optio
     """로컬 캡처 서버가 받은 메일 / messages kept by the local SMTP capture."""
     messages = read_captured(get_settings().mail_dir)[-limit:]
     rows = [
-        {"received_at": m.received_at.isoformat(), "to": m.to, "subject": m.subject, "case": m.headers.get("X-Yeongye-Case", ""),
-         "message_id": m.message_id, "text": m.text}
+        {
+            "received_at": m.received_at.isoformat(),
+            "to": m.to,
+            "subject": m.subject,
+            "case": m.headers.get("X-Yeongye-Case", ""),
+            "message_id": m.message_id,
+            "text": m.text,
+        }
         for m in messages
     ]
     if as_json:

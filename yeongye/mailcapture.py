@@ -22,7 +22,7 @@ import os
 import threading
 from collections.abc import Awaitable
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from email import policy
 from email.message import EmailMessage
 from email.parser import BytesParser
@@ -57,7 +57,7 @@ class _StoreHandler:
     def _next_path(self) -> Path:
         # The lock keeps timestamp and counter in the same order even if two sessions finish at once.
         with self._lock:
-            stamp = datetime.now(timezone.utc).strftime(_STAMP_FORMAT)
+            stamp = datetime.now(UTC).strftime(_STAMP_FORMAT)
             return self.mail_dir / f"{stamp}-{next(self._counter):06d}.eml"
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
@@ -193,9 +193,9 @@ def _received_at(path: Path) -> datetime:
     """Arrival time from the file name (exact, survives copying); the mtime if the name is foreign."""
     try:
         stamp = path.name.split("-", 1)[0]
-        return datetime.strptime(stamp, _STAMP_FORMAT).replace(tzinfo=timezone.utc)
+        return datetime.strptime(stamp, _STAMP_FORMAT).replace(tzinfo=UTC)
     except ValueError:
-        return datetime.fromtimestamp(path.stat().st_mtime, tz=timezone.utc)
+        return datetime.fromtimestamp(path.stat().st_mtime, tz=UTC)
 
 
 def _addresses(message: EmailMessage, *names: str) -> list[str]:

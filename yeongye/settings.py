@@ -39,9 +39,7 @@ class Settings(BaseSettings):
     smtp_username: str | None = None
     smtp_password: str | None = None
     smtp_starttls: bool = False
-    smtp_capture: bool = Field(
-        default=True, description="`up` runs a loopback SMTP server that keeps every message."
-    )
+    smtp_capture: bool = Field(default=True, description="`up` runs a loopback SMTP server that keeps every message.")
     mail_from: str = "yeongye@localhost"
     language: Literal["ko", "en"] = "ko"
     work_pool: str = "yeongye"
@@ -61,11 +59,7 @@ class Settings(BaseSettings):
 
     @property
     def registry_url(self) -> str:
-        return (
-            self.database_url
-            or self.stack_info().get("database_url")
-            or f"sqlite:///{self.data_dir / 'yeongye.db'}"
-        )
+        return self.database_url or self.stack_info().get("database_url") or f"sqlite:///{self.data_dir / 'yeongye.db'}"
 
     @property
     def results_dir(self) -> Path:

@@ -39,7 +39,7 @@ import time
 import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from types import FrameType
 from typing import IO, Any
@@ -142,6 +142,7 @@ def worker_env(settings: Settings, registry_url: str) -> dict[str, str]:
             "PREFECT_HOME": str(_prefect_home(settings)),
             "PREFECT_WORKER_QUERY_SECONDS": "2",
             "PREFECT_RESULTS_PERSIST_BY_DEFAULT": "true",
+            "PREFECT_LOGGING_EXTRA_LOGGERS": "yeongye",
             "PREFECT_RESULTS_LOCAL_STORAGE_PATH": str(settings.results_dir.resolve()),
             "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
             "YEONGYE_DATABASE_URL": registry_url,
@@ -175,7 +176,7 @@ def _tail(path: Path, lines: int = 40) -> str:
 def _open_log(path: Path, title: str) -> IO[bytes]:
     path.parent.mkdir(parents=True, exist_ok=True)
     fh = path.open("ab")
-    stamp = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    stamp = datetime.now(UTC).isoformat(timespec="seconds")
     fh.write(f"\n===== {stamp} {title} =====\n".encode())
     fh.flush()
     return fh
@@ -184,7 +185,9 @@ def _open_log(path: Path, title: str) -> IO[bytes]:
 class _Child:
     """A child process in its own session, logging to a file, stoppable as a whole tree."""
 
-    def __init__(self, name: str, args: list[str], env: dict[str, str], log_path: Path, cwd: Path | None = None) -> None:
+    def __init__(
+        self, name: str, args: list[str], env: dict[str, str], log_path: Path, cwd: Path | None = None
+    ) -> None:
         self.name = name
         self.log_path = log_path
         self._log = _open_log(log_path, " ".join(args))
@@ -248,8 +251,12 @@ def _stop_tree(name: str, pid: int, grace: float, reap: Callable[[], object] = l
 
     outsiders = [p for p in family if _pgid(p) != pgid]
     if outsiders:
-        log.info("%s: 실행 중인 하위 프로세스 %d개 종료 (terminating %d running child processes)",
-                 name, len(outsiders), len(outsiders))
+        log.info(
+            "%s: 실행 중인 하위 프로세스 %d개 종료 (terminating %d running child processes)",
+            name,
+            len(outsiders),
+            len(outsiders),
+        )
         for process in outsiders:
             with contextlib.suppress(psutil.Error):
                 process.terminate()
@@ -259,8 +266,9 @@ def _stop_tree(name: str, pid: int, grace: float, reap: Callable[[], object] = l
         if not still_running():
             break
         if number:
-            log.warning("%s 가 종료되지 않아 %s 를 다시 보냅니다 (%s still running, sending %s)",
-                        name, sig.name, name, sig.name)
+            log.warning(
+                "%s 가 종료되지 않아 %s 를 다시 보냅니다 (%s still running, sending %s)", name, sig.name, name, sig.name
+            )
         _signal_group(pgid, sig)
         if number:
             for process in family:
@@ -362,8 +370,15 @@ class _Stopper:
             raise StackInterrupted
 
 
-def _run_cli(stopper: _Stopper, name: str, args: list[str], env: dict[str, str], log_path: Path,
-             cwd: Path | None = None, timeout: float = CLI_TIMEOUT) -> None:
+def _run_cli(
+    stopper: _Stopper,
+    name: str,
+    args: list[str],
+    env: dict[str, str],
+    log_path: Path,
+    cwd: Path | None = None,
+    timeout: float = CLI_TIMEOUT,
+) -> None:
     """Run a short Prefect CLI command; a stop request or timeout kills it."""
     child = _Child(name, args, env, log_path, cwd)
     try:
@@ -392,7 +407,7 @@ def _asyncpg_url(url: str) -> str:
     """Prefect's server needs the asyncpg driver; users paste plain ``postgresql://`` URLs."""
     for prefix in ("postgresql://", "postgres://", "postgresql+psycopg://", "postgresql+psycopg2://"):
         if url.startswith(prefix):
-            return "postgresql+asyncpg://" + url[len(prefix):]
+            return "postgresql+asyncpg://" + url[len(prefix) :]
     return url
 
 
@@ -466,8 +481,9 @@ class _EmbeddedPostgres:
                 # Another handle was registered (or cleanup failed): stop it ourselves.
                 log.warning("내장 PostgreSQL 을 직접 중지합니다 (stopping embedded PostgreSQL directly)")
                 with contextlib.suppress(subprocess.SubprocessError, OSError):
-                    self._module.pg_ctl(["-w", "-m", "fast", "stop"], pgdata=self.pgdata,
-                                        user=self.handle.system_user, timeout=30)
+                    self._module.pg_ctl(
+                        ["-w", "-m", "fast", "stop"], pgdata=self.pgdata, user=self.handle.system_user, timeout=30
+                    )
                 if _running(self.postmaster):
                     with contextlib.suppress(psutil.Error):
                         self.postmaster.terminate()
@@ -492,14 +508,19 @@ def _start_databases(settings: Settings, stack: contextlib.ExitStack) -> _Databa
         pg = _EmbeddedPostgres(settings.data_dir / "pg")
         stack.callback(_quietly, "embedded PostgreSQL", pg.stop)
         pg.ensure_databases(EMBEDDED_DATABASES)
-        log.info("내장 PostgreSQL 준비 (embedded PostgreSQL ready) %.1fs, socket %s",
-                 time.monotonic() - started, pg.socket_dir)
+        log.info(
+            "내장 PostgreSQL 준비 (embedded PostgreSQL ready) %.1fs, socket %s",
+            time.monotonic() - started,
+            pg.socket_dir,
+        )
         return _Databases(
             registry_url or pg.url("psycopg", "yeongye"),
             prefect_url or pg.url("asyncpg", "prefect"),
         )
 
-    log.warning("PostgreSQL 없이 SQLite 로 실행합니다: 동시 실행에 약합니다 (running on SQLite; weak under concurrency)")
+    log.warning(
+        "PostgreSQL 없이 SQLite 로 실행합니다: 동시 실행에 약합니다 (running on SQLite; weak under concurrency)"
+    )
     return _Databases(
         registry_url or f"sqlite:///{settings.data_dir.resolve() / 'yeongye.db'}",
         prefect_url or _sqlite_prefect_url(settings),
@@ -526,7 +547,9 @@ def _wait_for_server(stopper: _Stopper, server: _Child, api_url: str) -> None:
     with httpx.Client(timeout=2.0) as client:
         while True:
             if not server.alive():
-                raise server.failure(f"Prefect 서버가 종료되었습니다, 코드 {server.proc.returncode} (Prefect server exited)")
+                raise server.failure(
+                    f"Prefect 서버가 종료되었습니다, 코드 {server.proc.returncode} (Prefect server exited)"
+                )
             with contextlib.suppress(httpx.HTTPError):
                 if client.get(f"{api_url}/health").status_code == 200:
                     return
@@ -540,9 +563,13 @@ def _wait_for_server(stopper: _Stopper, server: _Child, api_url: str) -> None:
 def _create_work_pool(stopper: _Stopper, settings: Settings, logs: Path) -> None:
     env = prefect_env(settings)
     env["PREFECT_API_URL"] = settings.prefect_api_url
-    _run_cli(stopper, "work-pool create",
-             prefect_command("work-pool", "create", settings.work_pool, "--type", "process", "--overwrite"),
-             env, logs / "deploy.log")
+    _run_cli(
+        stopper,
+        "work-pool create",
+        prefect_command("work-pool", "create", settings.work_pool, "--type", "process", "--overwrite"),
+        env,
+        logs / "deploy.log",
+    )
 
 
 def _deploy(stopper: _Stopper, settings: Settings, logs: Path) -> None:
@@ -554,8 +581,14 @@ def _deploy(stopper: _Stopper, settings: Settings, logs: Path) -> None:
     env["PREFECT_API_URL"] = settings.prefect_api_url
     env["YEONGYE_PROJECT_DIR"] = str(PROJECT_ROOT)
     started = time.monotonic()
-    _run_cli(stopper, "prefect deploy", prefect_command("--no-prompt", "deploy", "--all"),
-             env, logs / "deploy.log", cwd=PROJECT_ROOT)
+    _run_cli(
+        stopper,
+        "prefect deploy",
+        prefect_command("--no-prompt", "deploy", "--all"),
+        env,
+        logs / "deploy.log",
+        cwd=PROJECT_ROOT,
+    )
     log.info("배포 완료 (deployments registered) %.1fs", time.monotonic() - started)
 
 
@@ -574,8 +607,10 @@ def _wait_for_worker(stopper: _Stopper, worker: _Child, settings: Settings, sinc
                     if row.get("name") == WORKER_NAME and beat and datetime.fromisoformat(beat) >= since:
                         return
             if time.monotonic() > deadline:
-                log.warning("워커가 %.0f초 안에 등록되지 않았습니다; 계속합니다 (worker not registered yet, continuing)",
-                            WORKER_READY_TIMEOUT)
+                log.warning(
+                    "워커가 %.0f초 안에 등록되지 않았습니다; 계속합니다 (worker not registered yet, continuing)",
+                    WORKER_READY_TIMEOUT,
+                )
                 return
             stopper.sleep(0.5)
 
@@ -632,8 +667,12 @@ def _stop_orphans(settings: Settings) -> None:
                 continue
         except (psutil.Error, KeyError, TypeError, ValueError):
             continue
-        log.warning("이전 실행에서 남은 %s (pid %s) 를 중지합니다 (stopping leftover %s)",
-                    row.get("name"), row.get("pid"), row.get("name"))
+        log.warning(
+            "이전 실행에서 남은 %s (pid %s) 를 중지합니다 (stopping leftover %s)",
+            row.get("name"),
+            row.get("pid"),
+            row.get("name"),
+        )
         _stop_tree(f"leftover {row.get('name')}", process.pid, grace=5.0)
     path.unlink(missing_ok=True)
 
@@ -748,11 +787,19 @@ def _start_and_wait(
     # while `prefect deploy` runs; both pay ~2 s of Prefect imports.
     _create_work_pool(stopper, settings, logs)
     settings.results_dir.mkdir(parents=True, exist_ok=True)
-    worker_started = datetime.now(timezone.utc)
+    worker_started = datetime.now(UTC)
     worker = _Child(
         "Prefect worker",
-        prefect_command("worker", "start", "--pool", settings.work_pool,
-                        "--limit", str(settings.worker_limit), "--name", WORKER_NAME),
+        prefect_command(
+            "worker",
+            "start",
+            "--pool",
+            settings.work_pool,
+            "--limit",
+            str(settings.worker_limit),
+            "--name",
+            WORKER_NAME,
+        ),
         worker_env(settings, databases.registry_url),
         logs / "worker.log",
         cwd=PROJECT_ROOT,

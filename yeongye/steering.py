@@ -18,8 +18,8 @@ from prefect.exceptions import ObjectNotFound
 from prefect.flow_runs import resume_flow_run
 
 from registry import cases
-from registry.db import Database
 from registry.calendar import SystemClock
+from registry.db import Database
 from registry.timeline import case_timeline
 from tasks.waits import kind_of
 
@@ -159,4 +159,3 @@ def respond(db: Database, case_ref: str, *, agency_id: str, status: str, reason:
         )
     _resume(wait, {"agency_id": agency_id, "status": status, "reason": reason})
     return wait
-

@@ -21,9 +21,17 @@ FOLLOW_UP_MONTHS = (1, 3, 6)
 
 # Who may learn the resident's details once they consent in writing, and for what.
 CONSENTED_AGENCY_TYPES = [
-    "district-office", "community-center", "management-office", "cleaning-coop", "lh",
-    "probation-support", "mental-health-center", "public-health-center", "elder-protection",
-    "welfare-center", "family-center",
+    "district-office",
+    "community-center",
+    "management-office",
+    "cleaning-coop",
+    "lh",
+    "probation-support",
+    "mental-health-center",
+    "public-health-center",
+    "elder-protection",
+    "welfare-center",
+    "family-center",
 ]
 PURPOSE = "hoarding-remediation"
 
@@ -34,10 +42,14 @@ def hoarding(case_ref: str) -> str:
     enter_stage(case_ref, "intake")
     publish_timeline(case_ref, "intake")
 
-    hand_off(case_ref, "assessment", [
-        Need("community-center", "home-visit"),
-        Need("management-office", "environment-review"),
-    ])
+    hand_off(
+        case_ref,
+        "assessment",
+        [
+            Need("community-center", "home-visit"),
+            Need("management-office", "environment-review"),
+        ],
+    )
 
     consent = obtain_consent(case_ref, 1, CONSENTED_AGENCY_TYPES, PURPOSE)
     attempt = 1
@@ -48,14 +60,18 @@ def hoarding(case_ref: str) -> str:
         attempt += 1
         consent = obtain_consent(case_ref, attempt, CONSENTED_AGENCY_TYPES, PURPOSE)
 
-    invite(case_ref, "conference", [
-        Need("district-office", "case-conference"),
-        Need("community-center", "case-conference"),
-        Need("management-office", "case-conference"),
-        Need("mental-health-center", "case-conference"),
-        Need("public-health-center", "case-conference"),
-        Need("welfare-center", "case-conference"),
-    ])
+    invite(
+        case_ref,
+        "conference",
+        [
+            Need("district-office", "case-conference"),
+            Need("community-center", "case-conference"),
+            Need("management-office", "case-conference"),
+            Need("mental-health-center", "case-conference"),
+            Need("public-health-center", "case-conference"),
+            Need("welfare-center", "case-conference"),
+        ],
+    )
     if not ask(case_ref, "conference", "conference", approver_role="coordinator"):
         return close_with_approval(case_ref, "not-proceeding-after-conference")
     complete_step(case_ref, "conference", "통합사례회의 개최 (conference held)")
@@ -66,10 +82,14 @@ def hoarding(case_ref: str) -> str:
 
     hand_off(case_ref, "cleaning", [Need("cleaning-coop", "cleaning")])
 
-    hand_off(case_ref, "repairs", [
-        Need("lh", "repairs"),
-        Need("probation-support", "wallpaper-flooring"),
-    ])
+    hand_off(
+        case_ref,
+        "repairs",
+        [
+            Need("lh", "repairs"),
+            Need("probation-support", "wallpaper-flooring"),
+        ],
+    )
 
     mental_health = [
         Need("mental-health-center", "mental-health"),
@@ -79,14 +99,19 @@ def hoarding(case_ref: str) -> str:
         mental_health.append(Need("elder-protection", "guardianship"))
     hand_off(case_ref, "mental-health", mental_health)
 
-    hand_off(case_ref, "aftercare", [
-        Need("welfare-center", "supplies-programs"),
-        Need("family-center", "counselling-tidying"),
-    ])
+    hand_off(
+        case_ref,
+        "aftercare",
+        [
+            Need("welfare-center", "supplies-programs"),
+            Need("family-center", "counselling-tidying"),
+        ],
+    )
     previous = 0
     for months in FOLLOW_UP_MONTHS:
-        follow_up(case_ref, f"follow-up-{months}m", Need("management-office", "follow-up-visit"),
-                  months=months - previous)
+        follow_up(
+            case_ref, f"follow-up-{months}m", Need("management-office", "follow-up-visit"), months=months - previous
+        )
         previous = months
 
     return close_with_approval(case_ref, "remediated")
