@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 from prefect.client.orchestration import get_client
+from pytest import MonkeyPatch
 from sqlalchemy import func, select
 from typer.testing import CliRunner
 
 from registry.db import Database
-from registry.models import AuditEntry, Case
+from registry.models import AuditEntry, Case, Complex
 from tests.conftest import every_backend
 from tests.driving import deploy_hoarding
 from yeongye.cli import app
@@ -57,3 +61,37 @@ def test_launch_writes_nothing_when_prefect_refuses(prefect_server: None, regist
     result = CliRunner().invoke(app, ["launch", "hoarding", "--complex", "C", "--resident", "R-C-003"])
     assert result.exit_code != 0
     assert _counts(registry) == (0, 1)  # only the registry-load audit entry
+
+
+def test_registry_load_rejects_a_bad_file_and_writes_nothing(tmp_path: Path, monkeypatch: MonkeyPatch) -> None:
+    monkeypatch.setenv("YEONGYE_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("YEONGYE_DATABASE_URL", f"sqlite:///{tmp_path / 'r.db'}")
+    bad = tmp_path / "district.json"
+    bad.write_text(
+        json.dumps(
+            {
+                "complexes": [{"code": "A", "name": "A단지", "district": "가온구", "households": 10, "operator": "LH"}],
+                "residents": [
+                    {
+                        "ref": "R-A-1",
+                        "complex_code": "Z",
+                        "name": "가나",
+                        "phone": "010-0000-0001",
+                        "building": "101동",
+                        "unit": "101호",
+                        "birth_year": 1950,
+                        "lives_alone": True,
+                    }
+                ],
+            },
+            ensure_ascii=False,
+            indent=2,
+        ),
+        encoding="utf-8",
+    )
+    result = CliRunner().invoke(app, ["registry", "load", str(bad)])
+    assert result.exit_code == 2
+    assert "residents[0].complex_code" in result.output and "line" in result.output
+    db = Database(f"sqlite:///{tmp_path / 'r.db'}")
+    with db.transaction() as session:
+        assert session.scalar(select(func.count(Complex.code))) == 0
