@@ -14,12 +14,26 @@ from sqlalchemy.orm import Session, sessionmaker
 MIGRATIONS = Path(__file__).with_name("migrations")
 
 
-def normalise_url(url: str) -> str:
-    """Use psycopg 3 for PostgreSQL whatever driver the URL names (users paste plain URLs)."""
-    for prefix in ("postgresql://", "postgres://", "postgresql+asyncpg://", "postgresql+psycopg2://"):
+_POSTGRES_PREFIXES = (
+    "postgresql://",
+    "postgres://",
+    "postgresql+psycopg://",
+    "postgresql+asyncpg://",
+    "postgresql+psycopg2://",
+)
+
+
+def with_driver(url: str, driver: str) -> str:
+    """The same PostgreSQL URL with ``driver`` (users paste plain URLs); other URLs unchanged."""
+    for prefix in _POSTGRES_PREFIXES:
         if url.startswith(prefix):
-            return "postgresql+psycopg://" + url[len(prefix) :]
+            return f"postgresql+{driver}://" + url[len(prefix) :]
     return url
+
+
+def normalise_url(url: str) -> str:
+    """The registry talks to PostgreSQL through psycopg 3."""
+    return with_driver(url, "psycopg")
 
 
 def make_engine(url: str) -> Engine:

@@ -14,6 +14,7 @@ from tasks.approvals import kind_label, record_consent, record_decision, request
 from tasks.case import enter_stage, publish_timeline
 from tasks.referrals import Handoff, notify_agency, open_referral, record_answer, refer_to_agency
 from tasks.runtime import settings
+from tasks.waits import Form
 
 
 @dataclass(frozen=True)
@@ -94,11 +95,13 @@ def _coordinator_names_agency(case_ref: str, step: str, service: str, agency_typ
     while True:
         turn += 1
         key = waits.wait_key("reroute", step, agency_type, turn)
-        request_approval(case_ref, key, "reroute", "coordinator")
-        publish_timeline(case_ref, key)
-        choice = waits.wait_for(
-            waits.RerouteDecision,
+        choice = _ask_person(
+            case_ref,
             key,
+            key,
+            "reroute",
+            "coordinator",
+            waits.RerouteDecision,
             f"**{case_ref}** · `{step}`: 연계할 `{agency_type}` 기관이 더 없습니다. "
             "다른 기관 ID를 입력하거나 비워 두어 건너뛰세요 (name an agency or leave empty to skip).",
         )
@@ -119,20 +122,34 @@ def ask(case_ref: str, key: str, kind: str, approver_role: str = "supervisor") -
     """
     approval_key = waits.wait_key("decision", key)
     enter_stage(case_ref, kind, approval_key)
-    request_approval(case_ref, approval_key, kind, approver_role)
-    publish_timeline(case_ref, approval_key)
     turn = 0
     while True:
         turn += 1
         wait = f"{approval_key}-{turn}"
-        decision = waits.wait_for(
-            waits.Decision,
+        decision = _ask_person(
+            case_ref,
+            approval_key,
             wait,
+            kind,
+            approver_role,
+            waits.Decision,
             f"**{case_ref}** · {kind_label(kind, settings().language)}\n\n반려할 때는 사유를 입력하세요.",
         )
         status = record_decision(case_ref, approval_key, decision.approved, decision.reason, decision.decided_by, wait)
         if status != "invalid":
             return status == "approved"
+
+
+def _ask_person(
+    case_ref: str, approval_key: str, wait: str, kind: str, role: str, form: type[Form], description: str
+) -> Form:
+    """Record that a person must decide, email them, show the timeline, and suspend until they do.
+
+    The request is one per ``approval_key``; asking again after an invalid answer only waits again.
+    """
+    request_approval(case_ref, approval_key, kind, role)
+    publish_timeline(case_ref, approval_key)
+    return waits.wait_for(form, wait, description)
 
 
 @dataclass(frozen=True)
@@ -145,11 +162,13 @@ def obtain_consent(case_ref: str, attempt: int, agency_types: list[str], purpose
     """Ask the coordinator to record the resident's (or guardian's) written consent."""
     wait = waits.wait_key("consent", attempt)
     enter_stage(case_ref, "consent", wait)
-    request_approval(case_ref, wait, "consent", "coordinator")
-    publish_timeline(case_ref, wait)
-    answer = waits.wait_for(
-        waits.ConsentDecision,
+    answer = _ask_person(
+        case_ref,
         wait,
+        wait,
+        "consent",
+        "coordinator",
+        waits.ConsentDecision,
         f"**{case_ref}** · 입주민 또는 보호의무자의 **서면 동의**를 기록하세요 "
         "(record written consent; refusal never leads to cleaning).",
     )

