@@ -172,8 +172,10 @@ def stop_stack(stack: Stack) -> float:
         try:
             stack.proc.wait(timeout=STOP_TIMEOUT)
         except subprocess.TimeoutExpired:
-            print(f"warning: stack did not stop within {STOP_TIMEOUT:.0f} s, killing pid {stack.proc.pid}",
-                  file=sys.stderr)
+            print(
+                f"warning: stack did not stop within {STOP_TIMEOUT:.0f} s, killing pid {stack.proc.pid}",
+                file=sys.stderr,
+            )
             stack.proc.kill()
             stack.proc.wait(timeout=10)
     return time.monotonic() - started
@@ -253,8 +255,10 @@ def launch_all(database_url: str, api_url: str, residents: list[dict[str, Any]])
             try:
                 with temporary_settings({PREFECT_API_URL: api_url}):
                     launched = steering.launch(
-                        db, intervention="hoarding",
-                        complex_code=resident["complex_code"], resident_ref=resident["ref"],
+                        db,
+                        intervention="hoarding",
+                        complex_code=resident["complex_code"],
+                        resident_ref=resident["ref"],
                     )
                 result.case_ref, result.flow_run_id = launched.case_ref, launched.flow_run_id
             except Exception as error:  # every failure is a data point, never a bench crash
@@ -366,20 +370,29 @@ def percentile(values: list[float], pct: float) -> float:
 
 
 def build_report(
-    backend: str, worker_limit: int, requested: int, launched: list[LaunchResult], observation: Observation,
+    backend: str,
+    worker_limit: int,
+    requested: int,
+    launched: list[LaunchResult],
+    observation: Observation,
     stack_ready_s: float,
 ) -> dict[str, Any]:
-    ok = [r for r in launched if r.case_ref]
+    """Everything the bench found, as one flat dict (printed as text and as one JSON line)."""
+    ok = [r for r in launched if r.case_ref and r.flow_run_id]
     launch_errors = [r for r in launched if r.error]
-    bad_runs = {i: observation.run_states.get(i, "?") for i in (r.flow_run_id for r in ok) if i
-                and observation.run_types.get(i) in BAD_STATES}
-    not_paused = {i: observation.run_states.get(i, "unknown") for i in (r.flow_run_id for r in ok) if i
-                  and observation.run_types.get(i) not in BAD_STATES | {StateType.PAUSED}}
+    run_types = {r.flow_run_id: observation.run_types.get(r.flow_run_id) for r in ok if r.flow_run_id}
+    bad_runs = {i: observation.run_states.get(i, "?") for i, kind in run_types.items() if kind in BAD_STATES}
+    not_paused = {
+        i: observation.run_states.get(i, "unknown")
+        for i, kind in run_types.items()
+        if kind not in BAD_STATES and kind != StateType.PAUSED
+    }
+    # Launch start and first email, both wall clock, per case that sent something.
+    mailed = [(r.started_at, observation.first_email[r.case_ref]) for r in ok if r.case_ref in observation.first_email]
     no_email = sorted(r.case_ref for r in ok if r.case_ref not in observation.first_email)
-    latencies = [observation.first_email[r.case_ref] - r.started_at for r in ok if r.case_ref in observation.first_email]
+    latencies = [email - start for start, email in mailed]
     first_launch = min((r.started_at for r in launched), default=0.0)
-    last_email = max((observation.first_email[r.case_ref] for r in ok if r.case_ref in observation.first_email),
-                     default=None)
+    last_email = max((email for _, email in mailed), default=None)
     launch_durations = [r.ended_at - r.started_at for r in launched]
     return {
         "backend": backend,
@@ -412,13 +425,17 @@ def print_report(report: dict[str, Any]) -> None:
     print(f"backend:                     {report['backend']}")
     print(f"worker limit:                {report['worker_limit']}")
     print(f"cases launched:              {report['cases_launched']} / {report['cases_requested']}")
-    print(f"errors:                      {report['errors']}  (launch {report['launch_errors']}, "
-          f"failed/crashed runs {report['failed_runs']}, cases without email {report['cases_without_email']})")
+    print(
+        f"errors:                      {report['errors']}  (launch {report['launch_errors']}, "
+        f"failed/crashed runs {report['failed_runs']}, cases without email {report['cases_without_email']})"
+    )
     print(f"runs not paused at end:      {report['runs_not_paused_at_end']}  {report['not_paused_states'] or ''}")
     print(f"timed out:                   {report['timed_out']}")
     print(f"launch -> first email:       median {report['latency_median_s']} s, p95 {report['latency_p95_s']} s")
     print(f"first launch -> last email:  {report['total_s']} s")
-    print(f"launch() call:               median {report['launch_call_median_s']} s, max {report['launch_call_max_s']} s")
+    print(
+        f"launch() call:               median {report['launch_call_median_s']} s, max {report['launch_call_max_s']} s"
+    )
     if report["launch_error_kinds"]:
         print("launch errors by kind:")
         for kind, count in report["launch_error_kinds"].items():
@@ -453,12 +470,21 @@ def temp_data_dir(keep: bool) -> Iterator[Path]:
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cases", type=int, default=50, help="cases launched at once (default 50)")
-    parser.add_argument("--worker-limit", type=int, default=DEFAULT_WORKER_LIMIT,
-                        help=f"YEONGYE_WORKER_LIMIT for the stack (default {DEFAULT_WORKER_LIMIT})")
-    parser.add_argument("--timeout", type=float, default=600.0,
-                        help="seconds to wait for emails and suspended runs (default 600)")
-    parser.add_argument("--baseline", choices=["sqlite"], default=None,
-                        help="run Prefect and the registry on SQLite instead of embedded PostgreSQL")
+    parser.add_argument(
+        "--worker-limit",
+        type=int,
+        default=DEFAULT_WORKER_LIMIT,
+        help=f"YEONGYE_WORKER_LIMIT for the stack (default {DEFAULT_WORKER_LIMIT})",
+    )
+    parser.add_argument(
+        "--timeout", type=float, default=600.0, help="seconds to wait for emails and suspended runs (default 600)"
+    )
+    parser.add_argument(
+        "--baseline",
+        choices=["sqlite"],
+        default=None,
+        help="run Prefect and the registry on SQLite instead of embedded PostgreSQL",
+    )
     parser.add_argument("--keep", action="store_true", help="keep the data dir (logs) for inspection")
     return parser.parse_args(argv)
 
@@ -468,6 +494,7 @@ def main(argv: list[str] | None = None) -> int:
     postgres = args.baseline is None
     backend = "postgresql (embedded)" if postgres else "sqlite (baseline)"
     wall = time.monotonic()
+    report: dict[str, Any] | None = None
     print(f"backend: {backend}, cases: {args.cases}, worker limit: {args.worker_limit}", flush=True)
     with temp_data_dir(args.keep) as data_dir:
         stack = start_stack(data_dir, stack_env(data_dir, postgres=postgres, worker_limit=args.worker_limit))
@@ -486,8 +513,8 @@ def main(argv: list[str] | None = None) -> int:
 
             launched = launch_all(stack.info["database_url"], stack.api_url, residents)
             ok = sum(1 for r in launched if r.case_ref)
-            print(f"launched {ok}/{len(launched)} in {max(r.ended_at for r in launched) - min(r.started_at for r in launched):.1f} s",
-                  flush=True)
+            span = max(r.ended_at for r in launched) - min(r.started_at for r in launched)
+            print(f"launched {ok}/{len(launched)} in {span:.1f} s", flush=True)
 
             observation = wait_until_settled(stack, [r for r in launched if r.case_ref], args.timeout)
             report = build_report(backend, args.worker_limit, args.cases, launched, observation, stack_ready_s)
@@ -498,9 +525,14 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         finally:
             stopped = stop_stack(stack)
-            print(f"stack stopped in {stopped:.1f} s (exit code {stack.proc.returncode}); "
-                  f"bench wall time {time.monotonic() - wall:.1f} s", flush=True)
-    if report["errors"] and postgres:
+            print(
+                f"stack stopped in {stopped:.1f} s (exit code {stack.proc.returncode}); "
+                f"bench wall time {time.monotonic() - wall:.1f} s",
+                flush=True,
+            )
+    # Errors are the finding of a baseline run, not a failure of the bench; on the default
+    # (PostgreSQL) stack they mean the stack cannot take N launches at once.
+    if report is not None and report["errors"] and postgres:
         return 1
     return 0
 

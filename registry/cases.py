@@ -9,7 +9,8 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import delete, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from registry.models import (
@@ -48,13 +49,6 @@ def find_case(session: Session, ref: str) -> Case:
     return case
 
 
-def _next_case_ref(session: Session, year: int) -> str:
-    prefix = f"C-{year}-"
-    last = session.scalar(select(func.max(Case.ref)).where(Case.ref.like(f"{prefix}%")))
-    number = int(last.removeprefix(prefix)) + 1 if last else 1
-    return f"{prefix}{number:04d}"
-
-
 def open_case(
     session: Session, *, intervention: str, complex_code: str, resident_ref: str, opened_at: dt.datetime
 ) -> Case:
@@ -90,8 +84,9 @@ def open_case(
         raise CaseError(
             f"--complex: {complex_code}단지에 담당 주거복지사 또는 슈퍼바이저가 없습니다 (no coordinator/supervisor)"
         )
+    # The number comes from the row id, so concurrent launches never race for the same one.
     case = Case(
-        ref=_next_case_ref(session, opened_at.year),
+        ref=f"pending-{resident_ref}-{opened_at.timestamp()}",
         intervention=intervention,
         complex_code=complex_code,
         resident_ref=resident_ref,
@@ -100,9 +95,27 @@ def open_case(
         opened_at=opened_at,
     )
     session.add(case)
+    try:
+        session.flush()
+    except IntegrityError as error:  # a simultaneous launch for the same resident won the race
+        raise CaseError(
+            f"--resident: 입주민 '{resident_ref}'에게 진행 중인 {intervention} 사례가 있습니다 "
+            f"(an open {intervention} case already exists)"
+        ) from error
+    case.ref = f"C-{opened_at.year}-{case.id:04d}"
     session.flush()
-    audit(session, case, coordinator.id, "case-opened", intervention=intervention)
     return case
+
+
+def attach_flow_run(session: Session, case: Case, flow_run_id: str) -> None:
+    """The case's process exists: from now on the case is open for good."""
+    case.flow_run_id = flow_run_id
+    audit(session, case, case.coordinator_id, "case-opened", intervention=case.intervention)
+
+
+def discard_case(session: Session, case_ref: str) -> None:
+    """Undo ``open_case`` when its flow run could not be created (nothing else refers to it yet)."""
+    session.execute(delete(Case).where(Case.ref == case_ref, Case.flow_run_id.is_(None)))
 
 
 def set_stage(session: Session, case: Case, stage: str) -> None:

@@ -61,6 +61,7 @@ SERVER_READY_TIMEOUT = 90.0
 WORKER_READY_TIMEOUT = 60.0
 CLI_TIMEOUT = 300.0
 STOP_GRACE_SECONDS = 10.0
+EXIT_ON_OWN_SECONDS = 5.0
 EMBEDDED_DATABASES = ("prefect", "yeongye")
 
 
@@ -230,9 +231,9 @@ class _Child:
 def _stop_tree(name: str, pid: int, grace: float, reap: Callable[[], object] = lambda: None) -> None:
     """Stop a process, its process group and its descendants, politely first, by force at the end.
 
-    1. Descendants outside the group get SIGTERM first and up to ``grace`` seconds: these are
-       flow-run processes, which Prefect starts in new sessions. A flow run that receives
-       SIGTERM itself reports Crashed to the (still running) server; killed by its worker it
+    1. Descendants outside the group get a few seconds to exit on their own, then SIGTERM and up
+       to ``grace`` seconds: these are flow-run processes, which Prefect starts in new sessions.
+       A flow run that receives SIGTERM itself reports Crashed to the (still running) server; killed by its worker it
        would stay "Running" forever.
     2. The group gets SIGTERM and ``grace`` seconds, then SIGTERM again (a Prefect worker can
        ignore the first one for minutes) and 5 s, then SIGKILL.
@@ -251,6 +252,10 @@ def _stop_tree(name: str, pid: int, grace: float, reap: Callable[[], object] = l
         return any(_running(p) for p in family) or _group_running(pgid)
 
     outsiders = [p for p in family if _pgid(p) != pgid]
+    # A flow run that has just suspended is exiting on its own: signalled now, the server would
+    # record it Crashed instead of Suspended and the case could not be resumed. Let those finish.
+    _wait_until(lambda: not any(_running(p) for p in outsiders), EXIT_ON_OWN_SECONDS)
+    outsiders = [p for p in outsiders if _running(p)]
     if outsiders:
         log.info(
             "%s: 실행 중인 하위 프로세스 %d개 종료 (terminating %d running child processes)",

@@ -7,7 +7,6 @@ so the flow records the answer itself; the two ways of answering cannot diverge.
 
 from __future__ import annotations
 
-import random
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -17,7 +16,6 @@ from prefect.client.orchestration import get_client
 from prefect.client.schemas.objects import State
 from prefect.exceptions import ObjectNotFound
 from prefect.flow_runs import resume_flow_run
-from sqlalchemy.exc import IntegrityError
 
 from registry import cases
 from registry.calendar import SystemClock
@@ -26,7 +24,6 @@ from registry.timeline import case_timeline
 from tasks.waits import kind_of
 
 DEPLOYMENTS = {"hoarding": "hoarding/hoarding"}
-LAUNCH_ATTEMPTS = 20
 
 
 class SteeringError(ValueError):
@@ -40,39 +37,36 @@ class Launched:
 
 
 def launch(db: Database, *, intervention: str, complex_code: str, resident_ref: str) -> Launched:
-    """Open the case and start its flow run in one go: if Prefect refuses, no case is left behind.
+    """Open the case and start its flow run; if Prefect refuses, the case is removed again.
 
-    Case numbers are taken as max + 1, so two launches at the same moment may pick the same one;
-    the loser's insert fails on the unique reference and it simply tries again.
+    The case is committed before Prefect is called, so no database lock is held across the call
+    and simultaneous launches do not queue behind each other.
     """
     if intervention not in DEPLOYMENTS:
         raise cases.CaseError(f"intervention: 알 수 없는 개입 유형 '{intervention}' (unknown intervention)")
-    for _attempt in range(LAUNCH_ATTEMPTS):
-        try:
-            return _launch_once(db, intervention, complex_code, resident_ref)
-        except IntegrityError:
-            time.sleep(random.uniform(0.01, 0.2))
-    raise SteeringError(f"사례 번호를 만들지 못했습니다 ({LAUNCH_ATTEMPTS}회 충돌); 다시 시도하세요")
-
-
-def _launch_once(db: Database, intervention: str, complex_code: str, resident_ref: str) -> Launched:
     with db.transaction() as session:
-        case = cases.open_case(
+        case_ref = cases.open_case(
             session,
             intervention=intervention,
             complex_code=complex_code,
             resident_ref=resident_ref,
             opened_at=SystemClock().now(),
-        )
+        ).ref
+    try:
         with get_client(sync_client=True) as client:
             deployment = client.read_deployment_by_name(DEPLOYMENTS[intervention])
             flow_run = client.create_flow_run_from_deployment(
                 deployment.id,
-                parameters={"case_ref": case.ref},
+                parameters={"case_ref": case_ref},
                 tags=[intervention, f"complex-{complex_code.lower()}"],
             )
-        case.flow_run_id = str(flow_run.id)
-        return Launched(case.ref, str(flow_run.id))
+    except BaseException:
+        with db.transaction() as session:
+            cases.discard_case(session, case_ref)
+        raise
+    with db.transaction() as session:
+        cases.attach_flow_run(session, cases.find_case(session, case_ref), str(flow_run.id))
+    return Launched(case_ref, str(flow_run.id))
 
 
 @dataclass(frozen=True)
