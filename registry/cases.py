@@ -7,6 +7,7 @@ transaction. Every function that a retried or replayed step may call twice is id
 from __future__ import annotations
 
 import datetime as dt
+import uuid
 from typing import Any
 
 from sqlalchemy import delete, select
@@ -86,7 +87,7 @@ def open_case(
         )
     # The number comes from the row id, so concurrent launches never race for the same one.
     case = Case(
-        ref=f"pending-{resident_ref}-{opened_at.timestamp()}",
+        ref=f"new-{uuid.uuid4().hex[:16]}",  # replaced below, once the row has its id
         intervention=intervention,
         complex_code=complex_code,
         resident_ref=resident_ref,
