@@ -44,12 +44,8 @@ def today(clock: Clock) -> dt.date:
 _KR = holidays.country_holidays("KR")
 
 
-def is_public_holiday(day: dt.date) -> bool:
-    """관공서 공휴일: Sundays and the statutory holidays (Saturdays are not 공휴일)."""
-    return day.weekday() == 6 or day in _KR
-
-
 def is_business_day(day: dt.date) -> bool:
+    """Monday to Friday, except the statutory public holidays (substitute days included)."""
     return day.weekday() < 5 and day not in _KR
 
 

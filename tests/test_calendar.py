@@ -1,0 +1,48 @@
+"""Due dates in Korean business days, driven by an injected clock."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from registry.calendar import SEOUL, FixedClock, add_business_days, add_months
+from registry.db import Database
+from registry.models import Referral
+from tasks import runtime
+from tasks.referrals import open_referral
+from yeongye import steering
+
+
+def test_business_days_skip_chuseok_and_hangul_day() -> None:
+    # 2025-10-03 개천절, 10-05..08 추석 and its substitute day, 10-09 한글날: hand-computed.
+    assert add_business_days(dt.date(2025, 10, 2), 3) == dt.date(2025, 10, 14)
+    assert add_business_days(dt.date(2025, 10, 2), 5) == dt.date(2025, 10, 16)
+
+
+def test_months_land_on_a_business_day() -> None:
+    # Feb 28 is a Saturday, Mar 1 (삼일절) a Sunday and Mar 2 its substitute holiday.
+    assert add_months(dt.date(2026, 1, 31), 1) == dt.date(2026, 3, 3)
+    assert add_months(dt.date(2026, 11, 23), 3) == dt.date(2027, 2, 23)
+
+
+def test_referral_due_date_follows_the_injected_clock(registry: Database) -> None:
+    with registry.transaction() as session:
+        from registry import cases
+
+        case = cases.open_case(
+            session,
+            intervention="hoarding",
+            complex_code="A",
+            resident_ref="R-A-002",
+            opened_at=dt.datetime(2025, 10, 1, tzinfo=SEOUL),
+        )
+        case_ref = case.ref
+    runtime.use_clock(FixedClock(dt.datetime(2025, 10, 2, 9, 0, tzinfo=SEOUL)))
+    try:
+        handoff = open_referral.fn(case_ref, "assessment", "community-center", "home-visit")
+        follow_up = open_referral.fn(case_ref, "follow-up-1m", "management-office", "follow-up-visit", 1)
+    finally:
+        runtime.use_clock(steering.SystemClock())
+    assert handoff is not None and follow_up is not None
+    with registry.transaction() as session:
+        assert session.get(Referral, handoff.referral_id).due_date == dt.date(2025, 10, 16)  # type: ignore[union-attr]
+        assert session.get(Referral, follow_up.referral_id).due_date == dt.date(2025, 11, 3)  # type: ignore[union-attr]
