@@ -7,7 +7,7 @@ from registry.models import Staff
 from tasks import mailer, runtime
 from tasks.log import logger
 from tasks.retry import handoff_task
-from templates import render
+from templates import render, weekday
 
 # How long a decision may take, in business days.
 DECISION_DUE_BUSINESS_DAYS = 3
@@ -43,7 +43,7 @@ def request_approval(case_ref: str, key: str, kind: str, approver_role: str) -> 
             complex_name=case.complex.name,
             kind_label=kind_label(kind, settings.language),
             due_date=approval.due_date.isoformat(),
-            due_weekday=approval.due_date.strftime("%a"),
+            due_weekday=weekday(approval.due_date, settings.language),
         )
         message, _ = outbox.enqueue(
             session,

@@ -16,7 +16,7 @@ from registry.models import Agency, Case, Referral, Resident
 from tasks import mailer, runtime
 from tasks.log import logger
 from tasks.retry import handoff_task
-from templates import render
+from templates import render, weekday
 
 
 @dataclass(frozen=True)
@@ -96,7 +96,7 @@ def notify_agency(case_ref: str, handoff: Handoff) -> str:
             service=service_label(referral.service, language),
             step=referral.step,
             due_date=referral.due_date.isoformat(),
-            due_weekday=_weekday(referral.due_date.weekday(), language),
+            due_weekday=weekday(referral.due_date, language),
             resident=resident,
             coordinator_name=case.coordinator.name,
             coordinator_email=case.coordinator.email,
@@ -131,13 +131,6 @@ def _disclosable_resident(session: Session, case: Case, agency: Agency) -> Resid
     if consent is None or agency.type_code not in consent.agency_types:
         return None
     return case.resident
-
-
-_WEEKDAYS = {"ko": "월화수목금토일", "en": ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")}
-
-
-def _weekday(index: int, language: str) -> str:
-    return _WEEKDAYS[language][index]
 
 
 @handoff_task(name="record-answer", task_run_name="{step}-answer-{agency_id}")

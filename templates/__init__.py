@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,14 @@ _ENV = Environment(
     lstrip_blocks=True,
     keep_trailing_newline=True,
 )
+
+
+_WEEKDAYS = {"ko": "월화수목금토일", "en": ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")}
+
+
+def weekday(day: date, language: str) -> str:
+    """The day of the week as the email's reader writes it (a due date is read with its weekday)."""
+    return _WEEKDAYS[language][day.weekday()]
 
 
 def render(name: str, language: str, **context: Any) -> tuple[str, str, str]:

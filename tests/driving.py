@@ -39,9 +39,6 @@ def run_once(flow_run_id: str) -> FlowRun:
     return read_run(flow_run_id)
 
 
-Answer = Callable[[steering.Wait], None]
-
-
 @dataclass
 class Script:
     """How the people around a case answer, one callable per kind of wait; the default says yes."""

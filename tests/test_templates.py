@@ -1,0 +1,38 @@
+"""Emails exist in Korean and English, as subject, plain text and HTML, and escape what they quote."""
+
+from __future__ import annotations
+
+import datetime as dt
+from types import SimpleNamespace
+
+import pytest
+
+from templates import render, weekday
+
+REFERRAL = dict(
+    case_ref="C-2026-0007",
+    agency_name="가온구정신건강복지센터",
+    complex_name="가온 영구임대 D단지",
+    service="정신건강 상담",
+    step="mental-health",
+    due_date="2026-11-30",
+    coordinator_name="담당자",
+    coordinator_email="coord-d@example.org",
+)
+
+
+@pytest.mark.parametrize(("language", "prefix", "day"), [("ko", "[연계 요청]", "월"), ("en", "[Referral]", "Mon")])
+def test_referral_in_each_language(language: str, prefix: str, day: str) -> None:
+    due = weekday(dt.date(2026, 11, 30), language)
+    subject, text, html = render("referral", language, resident=None, due_weekday=due, **REFERRAL)
+    assert due == day
+    assert subject.startswith(prefix) and "C-2026-0007" in subject
+    assert "coord-d@example.org" in text and f"2026-11-30 ({day})" in text
+    assert html.startswith("<!doctype html>")
+
+
+def test_consented_details_are_shown_and_html_escaped() -> None:
+    resident = SimpleNamespace(name="홍<길>순", building="101동", unit="601호", phone="010-0000-0001")
+    _subject, text, html = render("referral", "ko", resident=resident, due_weekday="월", **REFERRAL)
+    assert "홍<길>순" in text
+    assert "홍&lt;길&gt;순" in html and "홍<길>순" not in html
