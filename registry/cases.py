@@ -274,8 +274,14 @@ def plan_follow_up(session: Session, case: Case, *, key: str, referral: Referral
 
 
 def close_case(session: Session, case: Case, *, outcome: str, at: dt.datetime) -> None:
+    """Close the case; handoffs still open are cancelled so nobody keeps waiting on them."""
     if case.status != "open":
         return
+    for referral in session.scalars(select(Referral).where(Referral.case_id == case.id)):
+        if referral.status not in FINAL_STATUSES:
+            referral.status = "cancelled"
+            referral.reason = "사례 종결 (case closed)"
+            referral.updated_at = at
     case.status = "closed"
     case.outcome = outcome
     case.stage = "closed"
