@@ -42,7 +42,7 @@ def hand_off(case_ref: str, step: str, needs: list[Need], *, due_months: int = 0
             waiting[handoff.agency_id] = handoff
     _notify_all(case_ref, list(waiting.values()))
     publish_timeline(case_ref, step)
-    _await_answers(case_ref, step, waiting)
+    _await_answers(case_ref, step, waiting, due_months)
 
 
 def follow_up(case_ref: str, step: str, need: Need, *, months: int) -> None:
@@ -62,7 +62,7 @@ def _notify_all(case_ref: str, handoffs: list[Handoff]) -> None:
         future.result()
 
 
-def _await_answers(case_ref: str, step: str, waiting: dict[str, Handoff]) -> None:
+def _await_answers(case_ref: str, step: str, waiting: dict[str, Handoff], due_months: int) -> None:
     turn = 0
     while waiting:
         turn += 1
@@ -80,7 +80,7 @@ def _await_answers(case_ref: str, step: str, waiting: dict[str, Handoff]) -> Non
             del waiting[answer.agency_id]
         elif status == "rejected":
             rejected = waiting.pop(answer.agency_id)
-            replacement = open_referral(case_ref, step, rejected.agency_type, rejected.service, turn=turn)
+            replacement = open_referral(case_ref, step, rejected.agency_type, rejected.service, due_months, turn)
             if replacement is None:
                 replacement = _coordinator_names_agency(case_ref, step, rejected.service, rejected.agency_type)
             if replacement is not None:
