@@ -205,6 +205,10 @@ class OutboxMessage(Base):
     body_text: Mapped[str] = mapped_column(Text)
     body_html: Mapped[str] = mapped_column(Text)
     message_id: Mapped[str] = mapped_column(String(255))
+    # Threading: every message of a case to one recipient answers the one before it.
+    reply_to: Mapped[str | None] = mapped_column(String(254), nullable=True)
+    in_reply_to: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    thread_refs: Mapped[str | None] = mapped_column(Text, nullable=True)
     status: Mapped[str] = mapped_column(String(16), default="pending")
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     last_error: Mapped[str | None] = mapped_column(Text, nullable=True)

@@ -8,12 +8,15 @@ one conditional UPDATE), so two workers, a retry and a replay after resume can n
 from __future__ import annotations
 
 import datetime as dt
+import re
 from dataclasses import dataclass
 
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from registry.models import Case, OutboxMessage
+
+_MESSAGE_ID_UNSAFE = re.compile(r"[^a-z0-9.-]")
 
 # A claim older than this is considered abandoned by a crashed sender and may be taken again.
 STALE_CLAIM = dt.timedelta(minutes=10)
@@ -25,6 +28,7 @@ class Draft:
     subject: str
     body_text: str
     body_html: str
+    reply_to: str | None = None
 
 
 def idempotency_key(case_ref: str, step: str, recipient: str) -> str:
@@ -38,6 +42,11 @@ def enqueue(
     existing = session.scalar(select(OutboxMessage).where(OutboxMessage.idempotency_key == key))
     if existing:
         return existing, False
+    earlier = session.scalars(
+        select(OutboxMessage)
+        .where(OutboxMessage.case_id == case.id, OutboxMessage.to_addr == draft.to_addr)
+        .order_by(OutboxMessage.id)
+    ).all()
     message = OutboxMessage(
         idempotency_key=key,
         case_id=case.id,
@@ -46,7 +55,11 @@ def enqueue(
         subject=draft.subject,
         body_text=draft.body_text,
         body_html=draft.body_html,
-        message_id=f"<{key.replace(':', '.').lower()}@{domain}>",
+        message_id=f"<{_MESSAGE_ID_UNSAFE.sub('.', key.lower())}@{domain}>",
+        reply_to=draft.reply_to,
+        # One thread per case and recipient: answer the previous message, reference the first.
+        in_reply_to=earlier[-1].message_id if earlier else None,
+        thread_refs=" ".join(dict.fromkeys([earlier[0].message_id, earlier[-1].message_id])) if earlier else None,
     )
     session.add(message)
     session.flush()

@@ -50,7 +50,7 @@ def request_approval(case_ref: str, key: str, kind: str, approver_role: str) -> 
             case,
             key=outbox.idempotency_key(case.ref, key, approver.id),
             agency_id=None,
-            draft=outbox.Draft(approver.email, subject, text, html),
+            draft=outbox.Draft(approver.email, subject, text, html, reply_to=case.coordinator.email),
             domain=settings.mail_from.rpartition("@")[2] or "yeongye.local",
         )
         outbox_id, due_iso = message.id, approval.due_date.isoformat()

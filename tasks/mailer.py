@@ -20,6 +20,11 @@ def _build(message: OutboxMessage, case_ref: str, sender: str) -> EmailMessage:
     email["Subject"] = message.subject
     email["Message-ID"] = message.message_id
     email["Date"] = format_datetime(runtime.clock().now())
+    if message.reply_to:
+        email["Reply-To"] = message.reply_to
+    if message.in_reply_to:
+        email["In-Reply-To"] = message.in_reply_to
+        email["References"] = message.thread_refs or message.in_reply_to
     email["X-Yeongye-Case"] = case_ref
     email["X-Yeongye-Key"] = message.idempotency_key
     email.set_content(message.body_text)

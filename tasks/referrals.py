@@ -106,7 +106,7 @@ def notify_agency(case_ref: str, handoff: Handoff) -> str:
             case,
             key=outbox.idempotency_key(case.ref, referral.step, agency.id),
             agency_id=agency.id,
-            draft=outbox.Draft(agency.email, subject, text, html),
+            draft=outbox.Draft(agency.email, subject, text, html, reply_to=case.coordinator.email),
             domain=settings.mail_from.rpartition("@")[2] or "yeongye.local",
         )
         if resident and created:

@@ -68,3 +68,37 @@ def test_bad_input_is_not_retried() -> None:
 
     assert not is_transient(cases.CaseError("reason: required"))
     assert is_transient(ConnectionRefusedError())
+
+
+@every_backend
+def test_messages_of_one_case_to_one_recipient_form_one_thread(registry: Database, mail: MailCapture) -> None:
+    with registry.transaction() as session:
+        case = cases.open_case(
+            session, intervention="hoarding", complex_code="B", resident_ref="R-B-001", opened_at=SystemClock().now()
+        )
+        ids = []
+        for step, to in [
+            ("assessment", "cc1@example.org"),
+            ("conference", "cc1@example.org"),
+            ("conference", "mhwc1@example.org"),
+            ("monitoring", "cc1@example.org"),
+        ]:
+            draft = outbox.Draft(to, f"[연계 요청] {step}", "본문", "<p>본문</p>", reply_to="coord-b@example.org")
+            message, _ = outbox.enqueue(
+                session,
+                case,
+                key=outbox.idempotency_key(case.ref, step, to),
+                agency_id=None,
+                draft=draft,
+                domain="test",
+            )
+            ids.append(message.id)
+    for message_id in ids:
+        mailer.deliver(message_id)
+    first, second, other, third = read_captured(mail.mail_dir)
+    assert all(m.headers["Reply-To"] == "coord-b@example.org" for m in (first, second, other, third))
+    assert "In-Reply-To" not in first.headers and "In-Reply-To" not in other.headers
+    assert second.headers["In-Reply-To"] == first.message_id
+    assert third.headers["In-Reply-To"] == second.message_id
+    assert third.headers["References"].split() == [first.message_id, second.message_id]
+    assert len({first.message_id, second.message_id, other.message_id, third.message_id}) == 4
