@@ -6,11 +6,12 @@ Prefect's results.
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass
 
 from sqlalchemy.orm import Session
 
-from registry import calendar, cases, outbox
+from registry import calendar, cases, links, outbox
 from registry.catalog import DEFAULT_DUE_BUSINESS_DAYS, SERVICES, service_label
 from registry.models import Agency, Case, Referral, Resident
 from tasks import mailer, runtime
@@ -87,6 +88,7 @@ def notify_agency(case_ref: str, handoff: Handoff) -> str:
         assert referral is not None
         agency = referral.agency
         resident = _disclosable_resident(session, case, agency)
+        links = _answer_links(case.ref, referral)
         subject, text, html = render(
             "referral",
             language,
@@ -98,6 +100,7 @@ def notify_agency(case_ref: str, handoff: Handoff) -> str:
             due_date=referral.due_date.isoformat(),
             due_weekday=weekday(referral.due_date, language),
             resident=resident,
+            links=links,
             coordinator_name=case.coordinator.name,
             coordinator_email=case.coordinator.email,
         )
@@ -123,6 +126,18 @@ def notify_agency(case_ref: str, handoff: Handoff) -> str:
     status = mailer.deliver(outbox_id)
     logger(case_ref, handoff.step).info("agency-notified", agency=handoff.agency_id, outbox_id=outbox_id, status=status)
     return status
+
+
+def _answer_links(case_ref: str, referral: Referral) -> dict[str, str]:
+    """Signed links to accept, decline or report done, good until some days after the due date."""
+    settings = runtime.settings()
+    secret = links.load_secret(settings.link_secret_file)
+    expires = dt.datetime.combine(
+        referral.due_date + dt.timedelta(days=settings.link_valid_days), dt.time(23, 59), calendar.SEOUL
+    )
+    claims = {purpose: links.Claim(case_ref, referral.id, purpose, expires) for purpose in links.PURPOSES}
+    base = f"{settings.answer_base_url}/answer"
+    return {purpose: f"{base}/{links.sign(claim, secret)}" for purpose, claim in claims.items()}
 
 
 def _disclosable_resident(session: Session, case: Case, agency: Agency) -> Resident | None:

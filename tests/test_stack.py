@@ -56,6 +56,7 @@ def _stack_env(data_dir: Path, prefect_port: int, smtp_port: int) -> dict[str, s
         YEONGYE_DATA_DIR=str(data_dir),
         YEONGYE_PREFECT_PORT=str(prefect_port),
         YEONGYE_SMTP_PORT=str(smtp_port),
+        YEONGYE_ANSWER_PORT=str(_free_port()),
         YEONGYE_EMBEDDED_POSTGRES="true",
         YEONGYE_SMTP_CAPTURE="true",
     )

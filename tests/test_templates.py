@@ -21,18 +21,22 @@ REFERRAL = dict(
 )
 
 
+LINKS = {purpose: f"http://127.0.0.1:8030/answer/{purpose}-token" for purpose in ("accept", "decline", "done")}
+
+
 @pytest.mark.parametrize(("language", "prefix", "day"), [("ko", "[연계 요청]", "월"), ("en", "[Referral]", "Mon")])
 def test_referral_in_each_language(language: str, prefix: str, day: str) -> None:
     due = weekday(dt.date(2026, 11, 30), language)
-    subject, text, html = render("referral", language, resident=None, due_weekday=due, **REFERRAL)
+    subject, text, html = render("referral", language, resident=None, due_weekday=due, links=LINKS, **REFERRAL)
     assert due == day
     assert subject.startswith(prefix) and "C-2026-0007" in subject
     assert "coord-d@example.org" in text and f"2026-11-30 ({day})" in text
     assert html.startswith("<!doctype html>")
+    assert all(link in text and link in html for link in LINKS.values())
 
 
 def test_consented_details_are_shown_and_html_escaped() -> None:
     resident = SimpleNamespace(name="홍<길>순", building="101동", unit="601호", phone="010-0000-0001")
-    _subject, text, html = render("referral", "ko", resident=resident, due_weekday="월", **REFERRAL)
+    _subject, text, html = render("referral", "ko", resident=resident, due_weekday="월", links=LINKS, **REFERRAL)
     assert "홍<길>순" in text
     assert "홍&lt;길&gt;순" in html and "홍<길>순" not in html

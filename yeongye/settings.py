@@ -41,6 +41,11 @@ class Settings(BaseSettings):
     smtp_starttls: bool = False
     smtp_capture: bool = Field(default=True, description="`up` runs a loopback SMTP server that keeps every message.")
     mail_from: str = "yeongye@localhost"
+    answer_port: int = Field(default=8030, description="Port of the page agencies answer on (signed links).")
+    public_url: str | None = Field(
+        default=None, description="Base address of that page in emails. Unset: http://127.0.0.1:<answer_port>."
+    )
+    link_valid_days: int = Field(default=14, description="Days an answer link stays good after the due date.")
     language: Literal["ko", "en"] = "ko"
     work_pool: str = "yeongye"
     worker_limit: int = Field(default=8, description="Flow runs one worker executes at once.")
@@ -68,6 +73,14 @@ class Settings(BaseSettings):
     @property
     def mail_dir(self) -> Path:
         return self.data_dir / "mail"
+
+    @property
+    def link_secret_file(self) -> Path:
+        return self.data_dir / "link-secret"
+
+    @property
+    def answer_base_url(self) -> str:
+        return (self.public_url or f"http://127.0.0.1:{self.answer_port}").rstrip("/")
 
     @property
     def prefect_api_url(self) -> str:

@@ -40,6 +40,7 @@ from typing import Any
 import httpx
 
 from registry.db import Database
+from yeongye.answers import AnswerServer, create_app
 from yeongye.databases import start_databases
 from yeongye.processes import (
     Child,
@@ -192,7 +193,15 @@ def _start_and_wait(
     _deploy(stopper, settings, logs)
     _wait_for_worker(stopper, worker, settings, worker_started)
 
-    # h. stack file and ready
+    # h. the page agencies answer on (signed links in their emails)
+    _ensure_port_free(settings.answer_port, "answer page")
+    answers_db = Database(databases.registry_url)
+    stack.callback(answers_db.dispose)
+    answer_page = AnswerServer(create_app(settings, answers_db, settings.prefect_api_url), settings.answer_port)
+    answer_page.start()
+    stack.callback(quietly, "answer page", answer_page.stop)
+
+    # i. stack file and ready
     ui_url = f"http://127.0.0.1:{settings.prefect_port}"
     _write_stack_file(
         settings,
@@ -203,6 +212,7 @@ def _start_and_wait(
             "smtp_host": _smtp_host(settings),
             "smtp_port": settings.smtp_port,
             "mail_dir": str(settings.mail_dir.resolve()),
+            "answer_url": settings.answer_base_url,
             "pid": os.getpid(),
         },
     )

@@ -1,0 +1,130 @@
+"""The small page agencies answer on: they follow a signed link from their email, no account needed.
+
+GET shows the referral (only what the agency may see: case reference, complex, service, step, due
+date, status) and a button; POST records the answer by resuming the waiting flow exactly as
+`yeongye respond` does. A forged, expired or mismatched link changes nothing; answering twice
+changes nothing the second time.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+import time
+from html import escape
+
+import uvicorn
+from fastapi import FastAPI, Form
+from fastapi.responses import HTMLResponse
+from prefect.settings import PREFECT_API_URL, temporary_settings
+from sqlalchemy import select
+
+from registry import cases, links
+from registry.catalog import service_label
+from registry.db import Database
+from registry.models import Case, Referral
+from yeongye import steering
+from yeongye.settings import Settings
+
+_REFUSALS = {
+    "forged": (403, "유효하지 않은 링크입니다 (this link is not valid)."),
+    "malformed": (400, "링크 형식이 올바르지 않습니다 (this link is malformed)."),
+    "expired": (410, "링크의 유효 기간이 지났습니다. 담당 주거복지사에게 연락해 주십시오 (this link has expired)."),
+    "mismatch": (403, "이 링크는 이 연계에 쓸 수 없습니다 (this link does not belong to this referral)."),
+}
+_ACTIONS = {
+    "accept": "수락합니다 (accept)",
+    "decline": "거절합니다 (decline)",
+    "done": "완료를 보고합니다 (report done)",
+}
+
+
+def _page(title: str, body: str, status: int = 200) -> HTMLResponse:
+    return HTMLResponse(
+        f'<!doctype html><html lang="ko"><head><meta charset="utf-8"><title>{escape(title)}</title></head>'
+        f"<body><h1>{escape(title)}</h1>{body}</body></html>",
+        status_code=status,
+    )
+
+
+def create_app(settings: Settings, db: Database, prefect_api_url: str) -> FastAPI:
+    app = FastAPI(title="yeongye answers", docs_url=None, redoc_url=None, openapi_url=None)
+    secret = links.load_secret(settings.link_secret_file)
+
+    def claim_and_referral(token: str) -> tuple[links.Claim, Referral] | HTMLResponse:
+        try:
+            claim = links.verify(token, secret, dt.datetime.now(dt.UTC))
+        except links.LinkError as error:
+            status, message = _REFUSALS[error.reason]
+            return _page("연계 답변 (referral answer)", f"<p>{message}</p>", status)
+        with db.transaction() as session:
+            referral = session.get(Referral, claim.referral_id)
+            case_id = session.scalar(select(Case.id).where(Case.ref == claim.case_ref))
+            if referral is None or case_id != referral.case_id:
+                status, message = _REFUSALS["mismatch"]
+                return _page("연계 답변 (referral answer)", f"<p>{message}</p>", status)
+            session.expunge(referral)
+        return claim, referral
+
+    def summary(claim: links.Claim, referral: Referral) -> str:
+        return (
+            f"<table><tr><th align='left'>사례 (case)</th><td>{escape(claim.case_ref)}</td></tr>"
+            f"<tr><th align='left'>요청 (request)</th><td>{escape(service_label(referral.service, 'ko'))}</td></tr>"
+            f"<tr><th align='left'>단계 (step)</th><td>{escape(referral.step)}</td></tr>"
+            f"<tr><th align='left'>기한 (due)</th><td>{referral.due_date.isoformat()}</td></tr>"
+            f"<tr><th align='left'>현재 상태 (status)</th><td>{escape(referral.status)}</td></tr></table>"
+        )
+
+    @app.get("/answer/{token}", response_class=HTMLResponse)
+    def show(token: str) -> HTMLResponse:
+        found = claim_and_referral(token)
+        if isinstance(found, HTMLResponse):
+            return found
+        claim, referral = found
+        reason = (
+            "<p><label>사유·결과 (reason / outcome)<br><textarea name='reason' rows='3' cols='50'"
+            f"{' required' if claim.purpose == 'decline' else ''}></textarea></label></p>"
+            if claim.purpose != "accept"
+            else ""
+        )
+        form = f"<form method='post'>{reason}<button type='submit'>{_ACTIONS[claim.purpose]}</button></form>"
+        return _page("연계 답변 (referral answer)", summary(claim, referral) + form)
+
+    @app.post("/answer/{token}", response_class=HTMLResponse)
+    def answer(token: str, reason: str = Form(default="")) -> HTMLResponse:
+        found = claim_and_referral(token)
+        if isinstance(found, HTMLResponse):
+            return found
+        claim, referral = found
+        if referral.status in cases.FINAL_STATUSES or referral.status == claim.status:
+            return _page("이미 처리되었습니다 (already answered)", summary(claim, referral))
+        try:
+            with temporary_settings({PREFECT_API_URL: prefect_api_url}):
+                steering.respond(
+                    db, claim.case_ref, agency_id=referral.agency_id, status=claim.status, reason=reason.strip()
+                )
+        except (steering.SteeringError, cases.CaseError) as error:
+            return _page("답변을 기록하지 못했습니다 (answer not recorded)", f"<p>{escape(str(error))}</p>", 409)
+        return _page("답변이 전달되었습니다 (answer recorded)", summary(claim, referral))
+
+    return app
+
+
+class AnswerServer:
+    """The answer page on loopback, served by uvicorn from a thread of the calling process."""
+
+    def __init__(self, app: FastAPI, port: int) -> None:
+        self._server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+        self._thread = threading.Thread(target=self._server.run, name="answer-page", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+        deadline = time.monotonic() + 15
+        while not self._server.started:
+            if not self._thread.is_alive() or time.monotonic() > deadline:
+                raise OSError(f"answer page did not start on port {self._server.config.port}")
+            time.sleep(0.05)
+
+    def stop(self) -> None:
+        self._server.should_exit = True
+        self._thread.join(timeout=10)
