@@ -87,6 +87,8 @@ def test_done_link_advances_the_flow_and_bad_links_change_nothing(
     assert flow_run.state.is_paused() and flow_run.state.state_details.pause_key == "answer-assessment-2"  # type: ignore[union-attr]
     statuses, audits = _state(registry)
     assert statuses[("assessment", "gaon-cc-1")] == "completed"
+    with registry.transaction() as session:
+        assert session.scalar(select(Referral.reason).where(Referral.agency_id == "gaon-cc-1")) == "방문 완료"
 
     again = httpx.post(done, data={"reason": "두 번째"}, timeout=60)
     assert again.status_code == 200 and "이미 처리되었습니다" in again.text

@@ -12,12 +12,14 @@ import datetime as dt
 import threading
 import time
 from html import escape
+from urllib.parse import parse_qs
 
 import uvicorn
-from fastapi import FastAPI, Form
+from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse
 from prefect.settings import PREFECT_API_URL, temporary_settings
 from sqlalchemy import select
+from starlette.concurrency import run_in_threadpool
 
 from registry import cases, links
 from registry.catalog import service_label
@@ -91,7 +93,12 @@ def create_app(settings: Settings, db: Database, prefect_api_url: str) -> FastAP
         return _page("연계 답변 (referral answer)", summary(claim, referral) + form)
 
     @app.post("/answer/{token}", response_class=HTMLResponse)
-    def answer(token: str, reason: str = Form(default="")) -> HTMLResponse:
+    async def answer(token: str, request: Request) -> HTMLResponse:
+        # Browsers post forms as UTF-8 without saying so; Starlette's form parser would assume latin-1.
+        reason = parse_qs((await request.body()).decode("utf-8")).get("reason", [""])[0]
+        return await run_in_threadpool(record, token, reason)
+
+    def record(token: str, reason: str) -> HTMLResponse:
         found = claim_and_referral(token)
         if isinstance(found, HTMLResponse):
             return found
