@@ -44,28 +44,38 @@ def today(clock: Clock) -> dt.date:
 _KR = holidays.country_holidays("KR")
 
 
-def is_business_day(day: dt.date) -> bool:
-    """Monday to Friday, except the statutory public holidays (substitute days included)."""
-    return day.weekday() < 5 and day not in _KR
+class BusinessCalendar:
+    """Korean public holidays (``holidays`` KR) corrected by overrides announced later.
 
+    The Cabinet declares temporary holidays (임시공휴일) at short notice, after any library
+    release; ``overrides`` maps a date to True (a holiday after all) or False (a working day).
+    """
 
-def add_business_days(start: dt.date, days: int) -> dt.date:
-    """The date ``days`` business days after ``start`` (the first day is not counted, 민법 §157)."""
-    day = start
-    remaining = days
-    while remaining > 0:
-        day += dt.timedelta(days=1)
-        if is_business_day(day):
-            remaining -= 1
-    return day
+    def __init__(self, overrides: dict[dt.date, bool] | None = None) -> None:
+        self.overrides = overrides or {}
 
+    def is_business_day(self, day: dt.date) -> bool:
+        """Monday to Friday, except public holidays (substitute days included) and overrides."""
+        if day in self.overrides:
+            return not self.overrides[day]
+        return day.weekday() < 5 and day not in _KR
 
-def add_months(start: dt.date, months: int) -> dt.date:
-    """Same day ``months`` later, clamped to the month's end; moved to the next business day."""
-    month_index = start.month - 1 + months
-    year, month = start.year + month_index // 12, month_index % 12 + 1
-    last_day = (dt.date(year + month // 12, month % 12 + 1, 1) - dt.timedelta(days=1)).day
-    day = dt.date(year, month, min(start.day, last_day))
-    while not is_business_day(day):
-        day += dt.timedelta(days=1)
-    return day
+    def add_business_days(self, start: dt.date, days: int) -> dt.date:
+        """The date ``days`` business days after ``start`` (the first day is not counted, 민법 §157)."""
+        day = start
+        remaining = days
+        while remaining > 0:
+            day += dt.timedelta(days=1)
+            if self.is_business_day(day):
+                remaining -= 1
+        return day
+
+    def add_months(self, start: dt.date, months: int) -> dt.date:
+        """Same day ``months`` later, clamped to the month's end; moved to the next business day."""
+        month_index = start.month - 1 + months
+        year, month = start.year + month_index // 12, month_index % 12 + 1
+        last_day = (dt.date(year + month // 12, month % 12 + 1, 1) - dt.timedelta(days=1)).day
+        day = dt.date(year, month, min(start.day, last_day))
+        while not self.is_business_day(day):
+            day += dt.timedelta(days=1)
+        return day

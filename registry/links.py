@@ -66,9 +66,7 @@ def verify(token: str, secret: bytes, now: dt.datetime) -> Claim:
         if not hmac.compare_digest(expected, _unb64(signature)):
             raise LinkError("forged")
         data = json.loads(_unb64(body))
-        claim = Claim(
-            data["c"], int(data["r"]), data["p"], dt.datetime.fromtimestamp(int(data["e"]), dt.UTC)
-        )
+        claim = Claim(data["c"], int(data["r"]), data["p"], dt.datetime.fromtimestamp(int(data["e"]), dt.UTC))
     except LinkError:
         raise
     except (ValueError, KeyError, TypeError) as error:

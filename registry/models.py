@@ -62,6 +62,15 @@ class Agency(Base):
     type: Mapped[AgencyType] = relationship()
 
 
+class HolidayOverride(Base):
+    """A day the holiday library gets wrong: a temporary holiday declared later, or a cancelled one."""
+
+    __tablename__ = "holiday_override"
+    day: Mapped[dt.date] = mapped_column(Date, primary_key=True)
+    name: Mapped[str] = mapped_column(String(64))
+    holiday: Mapped[bool] = mapped_column(Boolean)
+
+
 class Complex(Base):
     __tablename__ = "complex"
     code: Mapped[str] = mapped_column(String(8), primary_key=True)

@@ -33,7 +33,9 @@ def request_approval(case_ref: str, key: str, kind: str, approver_role: str) -> 
     with runtime.transaction() as session:
         case = cases.find_case(session, case_ref)
         approver: Staff = case.supervisor if approver_role == "supervisor" else case.coordinator
-        due = calendar.add_business_days(calendar.today(runtime.clock()), DECISION_DUE_BUSINESS_DAYS)
+        due = runtime.business_calendar(session).add_business_days(
+            calendar.today(runtime.clock()), DECISION_DUE_BUSINESS_DAYS
+        )
         approval = cases.request_approval(session, case, key=key, kind=kind, approver_id=approver.id, due_date=due)
         subject, text, html = render(
             "approval",

@@ -53,10 +53,11 @@ def open_referral(
         if agency is None:
             return None
         today = calendar.today(runtime.clock())
+        days = runtime.business_calendar(session)
         due = (
-            calendar.add_months(today, due_months)
+            days.add_months(today, due_months)
             if due_months
-            else calendar.add_business_days(today, DEFAULT_DUE_BUSINESS_DAYS)
+            else days.add_business_days(today, DEFAULT_DUE_BUSINESS_DAYS)
         )
         referral = cases.open_referral(session, case, step=step, agency=agency, service=service, due_date=due)
         if due_months:
@@ -72,7 +73,9 @@ def refer_to_agency(case_ref: str, step: str, agency_id: str, service: str) -> H
         agency = session.get(Agency, agency_id)
         if agency is None or not agency.active:
             return None
-        due = calendar.add_business_days(calendar.today(runtime.clock()), DEFAULT_DUE_BUSINESS_DAYS)
+        due = runtime.business_calendar(session).add_business_days(
+            calendar.today(runtime.clock()), DEFAULT_DUE_BUSINESS_DAYS
+        )
         referral = cases.open_referral(session, case, step=step, agency=agency, service=service, due_date=due)
         return _handoff(referral)
 

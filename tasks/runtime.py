@@ -8,10 +8,12 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from registry.calendar import Clock, SystemClock
+from registry.calendar import BusinessCalendar, Clock, SystemClock
 from registry.db import Database
+from registry.models import HolidayOverride
 from yeongye.settings import Settings, get_settings
 
 _databases: dict[str, Database] = {}
@@ -33,6 +35,12 @@ def database() -> Database:
 def transaction() -> Iterator[Session]:
     with database().transaction() as session:
         yield session
+
+
+def business_calendar(session: Session) -> BusinessCalendar:
+    """The holiday calendar with the overrides recorded in the registry."""
+    rows = session.scalars(select(HolidayOverride))
+    return BusinessCalendar({row.day: row.holiday for row in rows})
 
 
 def clock() -> Clock:

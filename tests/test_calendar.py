@@ -4,24 +4,29 @@ from __future__ import annotations
 
 import datetime as dt
 
-from registry.calendar import SEOUL, FixedClock, add_business_days, add_months
+from typer.testing import CliRunner
+
+from registry.calendar import SEOUL, BusinessCalendar, FixedClock
 from registry.db import Database
 from registry.models import Referral
 from tasks import runtime
 from tasks.referrals import open_referral
 from yeongye import steering
+from yeongye.cli import app
+
+KR = BusinessCalendar()
 
 
 def test_business_days_skip_chuseok_and_hangul_day() -> None:
     # 2025-10-03 개천절, 10-05..08 추석 and its substitute day, 10-09 한글날: hand-computed.
-    assert add_business_days(dt.date(2025, 10, 2), 3) == dt.date(2025, 10, 14)
-    assert add_business_days(dt.date(2025, 10, 2), 5) == dt.date(2025, 10, 16)
+    assert KR.add_business_days(dt.date(2025, 10, 2), 3) == dt.date(2025, 10, 14)
+    assert KR.add_business_days(dt.date(2025, 10, 2), 5) == dt.date(2025, 10, 16)
 
 
 def test_months_land_on_a_business_day() -> None:
     # Feb 28 is a Saturday, Mar 1 (삼일절) a Sunday and Mar 2 its substitute holiday.
-    assert add_months(dt.date(2026, 1, 31), 1) == dt.date(2026, 3, 3)
-    assert add_months(dt.date(2026, 11, 23), 3) == dt.date(2027, 2, 23)
+    assert KR.add_months(dt.date(2026, 1, 31), 1) == dt.date(2026, 3, 3)
+    assert KR.add_months(dt.date(2026, 11, 23), 3) == dt.date(2027, 2, 23)
 
 
 def test_referral_due_date_follows_the_injected_clock(registry: Database) -> None:
@@ -46,3 +51,29 @@ def test_referral_due_date_follows_the_injected_clock(registry: Database) -> Non
     with registry.transaction() as session:
         assert session.get(Referral, handoff.referral_id).due_date == dt.date(2025, 10, 16)  # type: ignore[union-attr]
         assert session.get(Referral, follow_up.referral_id).due_date == dt.date(2025, 11, 3)  # type: ignore[union-attr]
+
+
+def test_a_temporary_holiday_declared_later_moves_due_dates(registry: Database) -> None:
+    """2026-12-24 (a Thursday) declared a holiday later moves a 5-business-day due date from 12-29 to 12-30."""
+    with registry.transaction() as session:
+        from registry import cases
+
+        case_ref = cases.open_case(
+            session,
+            intervention="hoarding",
+            complex_code="C",
+            resident_ref="R-C-001",
+            opened_at=dt.datetime(2026, 12, 23, tzinfo=SEOUL),
+        ).ref
+    result = CliRunner().invoke(app, ["holiday", "2026-12-24", "임시공휴일"])
+    assert result.exit_code == 0, result.output
+    assert CliRunner().invoke(app, ["holiday", "2026-13-01", "x"]).exit_code == 2
+    runtime.use_clock(FixedClock(dt.datetime(2026, 12, 21, 9, 0, tzinfo=SEOUL)))
+    try:
+        handoff = open_referral.fn(case_ref, "assessment", "community-center", "home-visit")
+    finally:
+        runtime.use_clock(steering.SystemClock())
+    assert handoff is not None
+    with registry.transaction() as session:
+        # 12-21 + 5 business days: 22, 23, (24 holiday), (25 Christmas), 28, 29, 30.
+        assert session.get(Referral, handoff.referral_id).due_date == dt.date(2026, 12, 30)  # type: ignore[union-attr]

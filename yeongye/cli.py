@@ -7,6 +7,7 @@ nothing.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -22,7 +23,7 @@ from sqlalchemy import select
 from registry import cases
 from registry.db import Database
 from registry.loader import SAMPLE_PATH, RegistryLoadError, load_registry
-from registry.models import Case, Resident
+from registry.models import Case, HolidayOverride, Resident
 from registry.timeline import case_timeline
 from yeongye import steering
 from yeongye.mailcapture import read_captured
@@ -275,6 +276,25 @@ def residents(
     for row in rows:
         table.add_row(*(str(v) for v in row.values()))
     console.print(table)
+
+
+@app.command("holiday")
+def holiday(
+    day: str = typer.Argument(..., help="날짜 YYYY-MM-DD"),
+    name: str = typer.Argument(..., help="이름, 예: 임시공휴일"),
+    working_day: bool = typer.Option(
+        False, "--working-day", help="공휴일이 아니라 근무일로 지정 / mark as a working day"
+    ),
+) -> None:
+    """나중에 지정된 임시공휴일(또는 취소)을 기한 계산에 반영합니다 / record a holiday override."""
+    try:
+        date = dt.date.fromisoformat(day)
+    except ValueError:
+        raise _fail(f"day: '{day}'는 YYYY-MM-DD 날짜가 아닙니다 (not a date)") from None
+    db = _database(get_settings())
+    with db.transaction() as session:
+        session.merge(HolidayOverride(day=date, name=name, holiday=not working_day))
+    console.print(f"{date.isoformat()} {name}: {'근무일 (working day)' if working_day else '공휴일 (holiday)'}")
 
 
 @app.command()
