@@ -6,12 +6,12 @@ import datetime as dt
 
 from typer.testing import CliRunner
 
-from registry.calendar import SEOUL, BusinessCalendar, FixedClock
+from registry import cases
+from registry.calendar import SEOUL, BusinessCalendar, FixedClock, SystemClock
 from registry.db import Database
 from registry.models import Referral
 from tasks import runtime
 from tasks.referrals import open_referral
-from yeongye import steering
 from yeongye.cli import app
 
 KR = BusinessCalendar()
@@ -29,51 +29,46 @@ def test_months_land_on_a_business_day() -> None:
     assert KR.add_months(dt.date(2026, 11, 23), 3) == dt.date(2027, 2, 23)
 
 
-def test_referral_due_date_follows_the_injected_clock(registry: Database) -> None:
-    with registry.transaction() as session:
-        from registry import cases
-
-        case = cases.open_case(
-            session,
-            intervention="hoarding",
-            complex_code="A",
-            resident_ref="R-A-002",
-            opened_at=dt.datetime(2025, 10, 1, tzinfo=SEOUL),
-        )
-        case_ref = case.ref
-    runtime.use_clock(FixedClock(dt.datetime(2025, 10, 2, 9, 0, tzinfo=SEOUL)))
+def _due_dates(
+    db: Database, resident_ref: str, now: dt.datetime, *referrals: tuple[str, str, str, int]
+) -> list[dt.date]:
+    """Open a case, then open referrals (step, agency type, service, months) with the clock at ``now``."""
+    with db.transaction() as session:
+        case_ref = cases.open_case(
+            session, intervention="hoarding", complex_code=resident_ref[2], resident_ref=resident_ref, opened_at=now
+        ).ref
+    runtime.use_clock(FixedClock(now))
     try:
-        handoff = open_referral.fn(case_ref, "assessment", "community-center", "home-visit")
-        follow_up = open_referral.fn(case_ref, "follow-up-1m", "management-office", "follow-up-visit", 1)
+        handoffs = [
+            open_referral.fn(case_ref, step, kind, service, months) for step, kind, service, months in referrals
+        ]
     finally:
-        runtime.use_clock(steering.SystemClock())
-    assert handoff is not None and follow_up is not None
-    with registry.transaction() as session:
-        assert session.get(Referral, handoff.referral_id).due_date == dt.date(2025, 10, 16)  # type: ignore[union-attr]
-        assert session.get(Referral, follow_up.referral_id).due_date == dt.date(2025, 11, 3)  # type: ignore[union-attr]
+        runtime.use_clock(SystemClock())
+    with db.transaction() as session:
+        return [session.get(Referral, h.referral_id).due_date for h in handoffs]  # type: ignore[union-attr]
+
+
+def test_referral_due_date_follows_the_injected_clock(registry: Database) -> None:
+    due = _due_dates(
+        registry,
+        "R-A-002",
+        dt.datetime(2025, 10, 2, 9, 0, tzinfo=SEOUL),
+        ("assessment", "community-center", "home-visit", 0),
+        ("follow-up-1m", "management-office", "follow-up-visit", 1),
+    )
+    assert due == [dt.date(2025, 10, 16), dt.date(2025, 11, 3)]
 
 
 def test_a_temporary_holiday_declared_later_moves_due_dates(registry: Database) -> None:
     """2026-12-24 (a Thursday) declared a holiday later moves a 5-business-day due date from 12-29 to 12-30."""
-    with registry.transaction() as session:
-        from registry import cases
-
-        case_ref = cases.open_case(
-            session,
-            intervention="hoarding",
-            complex_code="C",
-            resident_ref="R-C-001",
-            opened_at=dt.datetime(2026, 12, 23, tzinfo=SEOUL),
-        ).ref
     result = CliRunner().invoke(app, ["holiday", "2026-12-24", "임시공휴일"])
     assert result.exit_code == 0, result.output
     assert CliRunner().invoke(app, ["holiday", "2026-13-01", "x"]).exit_code == 2
-    runtime.use_clock(FixedClock(dt.datetime(2026, 12, 21, 9, 0, tzinfo=SEOUL)))
-    try:
-        handoff = open_referral.fn(case_ref, "assessment", "community-center", "home-visit")
-    finally:
-        runtime.use_clock(steering.SystemClock())
-    assert handoff is not None
-    with registry.transaction() as session:
-        # 12-21 + 5 business days: 22, 23, (24 holiday), (25 Christmas), 28, 29, 30.
-        assert session.get(Referral, handoff.referral_id).due_date == dt.date(2026, 12, 30)  # type: ignore[union-attr]
+    # 12-21 + 5 business days: 22, 23, (24 holiday), (25 Christmas), 28, 29, 30.
+    due = _due_dates(
+        registry,
+        "R-C-001",
+        dt.datetime(2026, 12, 21, 9, 0, tzinfo=SEOUL),
+        ("assessment", "community-center", "home-visit", 0),
+    )
+    assert due == [dt.date(2026, 12, 30)]
