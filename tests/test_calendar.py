@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 
 from typer.testing import CliRunner
 
 from registry import cases
-from registry.calendar import SEOUL, BusinessCalendar, FixedClock, SystemClock
+from registry.calendar import SEOUL, BusinessCalendar, FixedClock, SystemClock, today
 from registry.db import Database
 from registry.models import Referral
 from tasks import runtime
@@ -72,3 +73,19 @@ def test_a_temporary_holiday_declared_later_moves_due_dates(registry: Database) 
         ("assessment", "community-center", "home-visit", 0),
     )
     assert due == [dt.date(2026, 12, 30)]
+
+
+def test_overdue_lists_late_handoffs_by_coordinator_and_agency(registry: Database) -> None:
+    _due_dates(
+        registry,
+        "R-D-003",
+        dt.datetime(2025, 10, 2, 9, 0, tzinfo=SEOUL),
+        ("assessment", "community-center", "home-visit", 0),
+    )
+    result = CliRunner().invoke(app, ["overdue", "--json"])
+    assert result.exit_code == 0, result.output
+    rows = json.loads(result.output)
+    assert [(r["coordinator"], r["waiting_on"], r["due"]) for r in rows] == [("coord-d", "gaon-cc-1", "2025-10-16")]
+    assert rows[0]["days_late"] == (today(SystemClock()) - dt.date(2025, 10, 16)).days
+    table = CliRunner().invoke(app, ["overdue"])
+    assert "coord-d" in table.output and "gaon-cc-1" in table.output

@@ -20,7 +20,7 @@ from rich.console import Console
 from rich.table import Table
 from sqlalchemy import select
 
-from registry import cases
+from registry import calendar, cases, deadlines
 from registry.db import Database
 from registry.loader import SAMPLE_PATH, RegistryLoadError, load_registry
 from registry.models import Case, HolidayOverride, Resident
@@ -198,7 +198,11 @@ def show_case(
     for m in timeline["emails"]:
         emails.add_row(m["to_agency"] or "(직원 staff)", m["subject"], m["status"], str(m["attempts"]))
     console.print(emails)
-    waiting = ", ".join(f"{w.get('agency') or w.get('key')} (~{w['due']})" for w in timeline["waiting_for"])
+    today = calendar.today(calendar.SystemClock()).isoformat()
+    waiting = ", ".join(
+        f"{w.get('agency') or w.get('key')} (~{w['due']}{', 기한 초과 overdue' if w['due'] < today else ''})"
+        for w in timeline["waiting_for"]
+    )
     console.print(f"[bold]대기 중 (waiting for):[/] {waiting or '-'}")
 
 
@@ -276,6 +280,21 @@ def residents(
     for row in rows:
         table.add_row(*(str(v) for v in row.values()))
     console.print(table)
+
+
+@app.command()
+def overdue(as_json: bool = typer.Option(False, "--json")) -> None:
+    """기한이 지난 연계·결재, 담당자별·기관별 / late handoffs and decisions, by coordinator and agency."""
+    db = _database(get_settings())
+    with db.transaction() as session:
+        rows = deadlines.overdue(session, calendar.today(calendar.SystemClock()))
+    if as_json:
+        return _print_json(rows)
+    for group, title in (("coordinator", "담당자별 (by coordinator)"), ("waiting_on", "기관·결재자별 (by agency)")):
+        table = Table("담당 / 기관", "사례 case", "대기 항목 what", "기한 due", "지연 days late", title=title)
+        for row in sorted(rows, key=lambda r: (r[group], r["due"])):
+            table.add_row(row[group], row["case"], row["what"], row["due"].isoformat(), str(row["days_late"]))
+        console.print(table)
 
 
 @app.command("holiday")
