@@ -29,24 +29,21 @@ def overdue(session: Session, today: dt.date) -> list[dict[str, Any]]:
         .where(Case.status == "open", Approval.status == "requested", Approval.due_date < today)
     ).all()
     rows = [
-        {
-            "case": case.ref,
-            "coordinator": case.coordinator_id,
-            "waiting_on": referral.agency_id,
-            "what": f"{referral.step}/{referral.service}",
-            "due": referral.due_date,
-            "days_late": (today - referral.due_date).days,
-        }
+        _late(case, referral.agency_id, f"{referral.step}/{referral.service}", referral.due_date, today)
         for case, referral in late_referrals
     ] + [
-        {
-            "case": case.ref,
-            "coordinator": case.coordinator_id,
-            "waiting_on": approval.approver_id,
-            "what": f"{approval.kind}/{approval.key}",
-            "due": approval.due_date,
-            "days_late": (today - approval.due_date).days,
-        }
+        _late(case, approval.approver_id, f"{approval.kind}/{approval.key}", approval.due_date, today)
         for case, approval in late_decisions
     ]
     return sorted(rows, key=lambda row: (row["due"], row["case"]))
+
+
+def _late(case: Case, waiting_on: str, what: str, due: dt.date, today: dt.date) -> dict[str, Any]:
+    return {
+        "case": case.ref,
+        "coordinator": case.coordinator_id,
+        "waiting_on": waiting_on,
+        "what": what,
+        "due": due,
+        "days_late": (today - due).days,
+    }
