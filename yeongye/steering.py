@@ -23,7 +23,10 @@ from registry.db import Database
 from registry.timeline import case_timeline
 from tasks.waits import kind_of
 
-DEPLOYMENTS = {"hoarding": "hoarding/hoarding"}
+
+def deployment_name(intervention: str) -> str:
+    """Each intervention's flow and its deployment in prefect.yaml share the intervention's name."""
+    return f"{intervention}/{intervention}"
 
 
 class SteeringError(ValueError):
@@ -42,8 +45,6 @@ def launch(db: Database, *, intervention: str, complex_code: str, resident_ref: 
     The case is committed before Prefect is called, so no database lock is held across the call
     and simultaneous launches do not queue behind each other.
     """
-    if intervention not in DEPLOYMENTS:
-        raise cases.CaseError(f"intervention: 알 수 없는 개입 유형 '{intervention}' (unknown intervention)")
     with db.transaction() as session:
         case_ref = cases.open_case(
             session,
@@ -54,7 +55,7 @@ def launch(db: Database, *, intervention: str, complex_code: str, resident_ref: 
         ).ref
     try:
         with get_client(sync_client=True) as client:
-            deployment = client.read_deployment_by_name(DEPLOYMENTS[intervention])
+            deployment = client.read_deployment_by_name(deployment_name(intervention))
             flow_run = client.create_flow_run_from_deployment(
                 deployment.id,
                 parameters={"case_ref": case_ref},
