@@ -60,12 +60,26 @@ class BusinessCalendar:
             return not self.overrides[day]
         return day.weekday() < 5 and day not in _KR
 
+    def is_public_holiday(self, day: dt.date) -> bool:
+        """공휴일 as the law counts it: Sundays, national and substitute holidays, and overrides.
+
+        Saturdays are not 공휴일 (they are only days off), which matters for legal clocks such as
+        the emergency-admission hold ("3 days excluding 공휴일").
+        """
+        if day in self.overrides:
+            return self.overrides[day]
+        return day.weekday() == 6 or day in _KR
+
     def add_business_days(self, start: dt.date, days: int) -> dt.date:
-        """The date ``days`` business days after ``start`` (the first day is not counted, 민법 §157)."""
+        """The date ``days`` business days after ``start`` (the first day is not counted, 민법 §157).
+
+        A negative ``days`` counts back: ``add_business_days(due, -1)`` is the business day before.
+        """
+        step = dt.timedelta(days=1 if days >= 0 else -1)
         day = start
-        remaining = days
+        remaining = abs(days)
         while remaining > 0:
-            day += dt.timedelta(days=1)
+            day += step
             if self.is_business_day(day):
                 remaining -= 1
         return day

@@ -27,7 +27,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 
 class Base(DeclarativeBase):
-    type_annotation_map = {dict[str, Any]: JSON, list[str]: JSON}
+    type_annotation_map = {dict[str, Any]: JSON, list[str]: JSON, list[dict[str, Any]]: JSON}
 
 
 def _utc_now() -> dt.datetime:
@@ -151,6 +151,10 @@ class Referral(Base):
     status: Mapped[str] = mapped_column(String(16), default="requested")
     reason: Mapped[str | None] = mapped_column(Text, nullable=True)
     due_date: Mapped[dt.date] = mapped_column(Date)
+    # "handoff": the flow waits for the agency's answer; "invitation": answers are only recorded.
+    kind: Mapped[str] = mapped_column(String(16), default="handoff", server_default="handoff")
+    # How far the deadline ladder has gone (registry.escalation.LEVELS); 0 = nothing sent yet.
+    escalation_level: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=_utc_now)
     updated_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=_utc_now)
 
@@ -171,6 +175,7 @@ class Approval(Base):
     reason: Mapped[str | None] = mapped_column(Text, nullable=True)
     decided_by: Mapped[str | None] = mapped_column(String(64), nullable=True)
     due_date: Mapped[dt.date] = mapped_column(Date)
+    escalation_level: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     requested_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=_utc_now)
     decided_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
 
@@ -201,6 +206,28 @@ class FollowUp(Base):
     due_date: Mapped[dt.date] = mapped_column(Date)
 
 
+class Conference(Base):
+    """A case conference (통합사례회의): when and where, who comes, what was decided.
+
+    Minutes live here, never in Prefect: the flow only learns the conference's id and the roles.
+    """
+
+    __tablename__ = "conference"
+    __table_args__ = (UniqueConstraint("case_id", "step"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("case.id"))
+    step: Mapped[str] = mapped_column(String(48))
+    starts_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    duration_minutes: Mapped[int] = mapped_column(Integer, default=90)
+    place: Mapped[str] = mapped_column(String(128))
+    sequence: Mapped[int] = mapped_column(Integer, default=0)
+    minutes: Mapped[str | None] = mapped_column(Text, nullable=True)
+    # [{"agency_id": ..., "service": ...}]: the handoffs the conference decided on.
+    roles: Mapped[list[dict[str, Any]]] = mapped_column(default=list)
+    held: Mapped[bool | None] = mapped_column(Boolean, nullable=True)
+    recorded_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
 class OutboxMessage(Base):
     """An email to send exactly once; ``idempotency_key`` is derived from (case, step, recipient)."""
 
@@ -213,6 +240,8 @@ class OutboxMessage(Base):
     subject: Mapped[str] = mapped_column(String(255))
     body_text: Mapped[str] = mapped_column(Text)
     body_html: Mapped[str] = mapped_column(Text)
+    # An iCalendar (RFC 5545) part sent with the message, e.g. a case-conference invitation.
+    calendar_ics: Mapped[str | None] = mapped_column(Text, nullable=True)
     message_id: Mapped[str] = mapped_column(String(255))
     # Threading: every message of a case to one recipient answers the one before it.
     reply_to: Mapped[str | None] = mapped_column(String(254), nullable=True)

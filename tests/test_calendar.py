@@ -30,6 +30,21 @@ def test_months_land_on_a_business_day() -> None:
     assert KR.add_months(dt.date(2026, 11, 23), 3) == dt.date(2027, 2, 23)
 
 
+def test_sundays_and_holidays_are_public_holidays_saturdays_are_not() -> None:
+    assert KR.is_public_holiday(dt.date(2026, 11, 22))  # a Sunday
+    assert not KR.is_public_holiday(dt.date(2026, 11, 21))  # a Saturday: a day off, not 공휴일
+    assert KR.is_public_holiday(dt.date(2026, 9, 25))  # 추석
+    assert not KR.is_public_holiday(dt.date(2026, 11, 23))
+    declared = BusinessCalendar({dt.date(2026, 11, 23): True, dt.date(2026, 11, 22): False})
+    assert declared.is_public_holiday(dt.date(2026, 11, 23))
+    assert not declared.is_public_holiday(dt.date(2026, 11, 22))
+
+
+def test_counting_back_skips_holidays() -> None:
+    # The business day before Monday 2026-12-28 is Thursday 12-24 (Christmas Friday in between).
+    assert KR.add_business_days(dt.date(2026, 12, 28), -1) == dt.date(2026, 12, 24)
+
+
 def _due_dates(
     db: Database, resident_ref: str, now: dt.datetime, *referrals: tuple[str, str, str, int]
 ) -> list[dt.date]:
