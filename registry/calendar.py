@@ -44,6 +44,31 @@ def today(clock: Clock) -> dt.date:
 _KR = holidays.country_holidays("KR")
 
 
+def months_later(start: dt.date, months: int) -> dt.date:
+    """The same day ``months`` later, clamped to the end of a shorter month (Jan 31 + 1 = Feb 28)."""
+    month_index = start.month - 1 + months
+    year, month = start.year + month_index // 12, month_index % 12 + 1
+    last_day = (dt.date(year + month // 12, month % 12 + 1, 1) - dt.timedelta(days=1)).day
+    return dt.date(year, month, min(start.day, last_day))
+
+
+def rights_period_end(first_day: dt.date, *, days: int = 0, months: int = 0) -> dt.date:
+    """Last day of a period that restricts a person's rights (e.g. an involuntary admission).
+
+    행정기본법 §6②: the first day counts, and the period ends on its last day even when that is a
+    Saturday or 공휴일. So 2 weeks from Monday end on the Sunday after next, and 3 months from
+    01-05 end on 04-04.
+    """
+    if bool(days) == bool(months):
+        raise ValueError("give either days or months")
+    if days:
+        return first_day + dt.timedelta(days=days - 1)
+    corresponding = months_later(first_day, months)
+    if corresponding.day < first_day.day:  # no such day that month: the period ends with the month (민법 §160③)
+        return corresponding
+    return corresponding - dt.timedelta(days=1)
+
+
 class BusinessCalendar:
     """Korean public holidays (``holidays`` KR) corrected by overrides announced later.
 
@@ -70,6 +95,19 @@ class BusinessCalendar:
             return self.overrides[day]
         return day.weekday() == 6 or day in _KR
 
+    def add_days_excluding_public_holidays(self, start: dt.date, days: int) -> dt.date:
+        """The date ``days`` days after ``start``, not counting 공휴일 (Saturdays do count).
+
+        The rule of legal holds such as 정신건강복지법 §50③ ("3일, 공휴일은 제외한다").
+        """
+        day = start
+        remaining = days
+        while remaining > 0:
+            day += dt.timedelta(days=1)
+            if not self.is_public_holiday(day):
+                remaining -= 1
+        return day
+
     def add_business_days(self, start: dt.date, days: int) -> dt.date:
         """The date ``days`` business days after ``start`` (the first day is not counted, 민법 §157).
 
@@ -86,10 +124,7 @@ class BusinessCalendar:
 
     def add_months(self, start: dt.date, months: int) -> dt.date:
         """Same day ``months`` later, clamped to the month's end; moved to the next business day."""
-        month_index = start.month - 1 + months
-        year, month = start.year + month_index // 12, month_index % 12 + 1
-        last_day = (dt.date(year + month // 12, month % 12 + 1, 1) - dt.timedelta(days=1)).day
-        day = dt.date(year, month, min(start.day, last_day))
+        day = months_later(start, months)
         while not self.is_business_day(day):
             day += dt.timedelta(days=1)
         return day

@@ -29,8 +29,10 @@ from registry.models import (
 
 INTERVENTIONS = ("hoarding",)
 
-# FHIR Task.status values an agency's answer may move a referral to, and those needing a reason.
-ANSWER_STATUSES = ("accepted", "rejected", "completed")
+# What an answer may say: the FHIR Task.status an agency moves a referral to, or "timed-out",
+# which the deadline sweep gives when nobody answered by the final deadline (FHIR "failed").
+ANSWER_STATUSES = ("accepted", "rejected", "completed", "timed-out")
+TIMED_OUT_REASON = "최종 기한까지 회신 없음 (no answer by the final deadline)"
 REASON_REQUIRED = frozenset({"rejected", "cancelled", "on-hold", "failed"})
 FINAL_STATUSES = frozenset({"rejected", "completed", "cancelled", "failed"})
 
@@ -141,18 +143,30 @@ def choose_agency(session: Session, case: Case, type_code: str, step: str) -> Ag
 
 
 def open_referral(
-    session: Session, case: Case, *, step: str, agency: Agency, service: str, due_date: dt.date
+    session: Session,
+    case: Case,
+    *,
+    step: str,
+    agency: Agency,
+    service: str,
+    due_date: dt.date,
+    kind: str = "handoff",
 ) -> Referral:
-    """Create the referral once; asking again for the same (case, step, agency) returns it."""
+    """Create the referral once; asking again for the same (case, step, agency) returns it.
+
+    ``kind`` is "invitation" for a conference invitation: its answer is recorded, not waited for.
+    """
     existing = session.scalar(
         select(Referral).where(Referral.case_id == case.id, Referral.step == step, Referral.agency_id == agency.id)
     )
     if existing:
         return existing
-    referral = Referral(case_id=case.id, step=step, agency_id=agency.id, service=service, due_date=due_date)
+    referral = Referral(case_id=case.id, step=step, agency_id=agency.id, service=service, due_date=due_date, kind=kind)
     session.add(referral)
     session.flush()
-    audit(session, case, case.coordinator_id, "referral-opened", step=step, agency=agency.id, service=service)
+    audit(
+        session, case, case.coordinator_id, "referral-opened", step=step, agency=agency.id, service=service, kind=kind
+    )
     return referral
 
 
@@ -178,6 +192,8 @@ def record_answer(
         raise CaseError(f"status: '{status}'는 허용되지 않습니다; {', '.join(ANSWER_STATUSES)} 중 하나")
     if status in REASON_REQUIRED and not reason.strip():
         raise CaseError("reason: 거절 사유를 입력해야 합니다 (a reason is required)")
+    if status == "timed-out":
+        status, reason = "failed", reason or TIMED_OUT_REASON
     if referral.status in FINAL_STATUSES or referral.status == status:
         return False
     referral.status = status

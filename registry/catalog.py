@@ -92,8 +92,22 @@ SERVICES: dict[str, tuple[str, str]] = {
     "monitoring-visit": ("모니터링 및 재접근 방문", "monitoring and re-approach visit"),
 }
 
-# Default answer time per handoff, in Korean business days.
+# Answer time per handoff, in Korean business days: the default, and agency types that differ
+# (safety agencies answer the same or next day; building works need time to be scheduled).
+# Settings (``YEONGYE_DUE_BUSINESS_DAYS``) override any of them.
 DEFAULT_DUE_BUSINESS_DAYS = 5
+DUE_BUSINESS_DAYS: dict[str, int] = {
+    "police": 1,
+    "mental-health-center": 3,
+    "lh": 10,
+    "probation-support": 10,
+    "cleaning-coop": 10,
+}
+
+
+def due_business_days(agency_type: str, overrides: dict[str, int]) -> int:
+    """Business days an agency of this type has to answer a handoff."""
+    return overrides.get(agency_type, DUE_BUSINESS_DAYS.get(agency_type, DEFAULT_DUE_BUSINESS_DAYS))
 
 
 def service_label(code: str, language: str) -> str:

@@ -13,7 +13,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from registry.models import Approval, Case, Referral
-from registry.timeline import OPEN_REFERRAL
+from registry.timeline import LEVELS, OPEN_REFERRAL
 
 
 def overdue(session: Session, today: dt.date) -> list[dict[str, Any]]:
@@ -29,21 +29,23 @@ def overdue(session: Session, today: dt.date) -> list[dict[str, Any]]:
         .where(Case.status == "open", Approval.status == "requested", Approval.due_date < today)
     ).all()
     rows = [
-        _late(case, referral.agency_id, f"{referral.step}/{referral.service}", referral.due_date, today)
+        _late(case, referral.agency_id, f"{referral.step}/{referral.service}", referral, today)
         for case, referral in late_referrals
+        if referral.kind == "handoff"
     ] + [
-        _late(case, approval.approver_id, f"{approval.kind}/{approval.key}", approval.due_date, today)
+        _late(case, approval.approver_id, f"{approval.kind}/{approval.key}", approval, today)
         for case, approval in late_decisions
     ]
     return sorted(rows, key=lambda row: (row["due"], row["case"]))
 
 
-def _late(case: Case, waiting_on: str, what: str, due: dt.date, today: dt.date) -> dict[str, Any]:
+def _late(case: Case, waiting_on: str, what: str, late: Referral | Approval, today: dt.date) -> dict[str, Any]:
     return {
         "case": case.ref,
         "coordinator": case.coordinator_id,
         "waiting_on": waiting_on,
         "what": what,
-        "due": due,
-        "days_late": (today - due).days,
+        "due": late.due_date,
+        "days_late": (today - late.due_date).days,
+        "escalation": LEVELS[late.escalation_level],
     }

@@ -29,6 +29,8 @@ class Draft:
     body_text: str
     body_html: str
     reply_to: str | None = None
+    # An iCalendar REQUEST sent along (a case-conference invitation), so clients offer to add it.
+    calendar_ics: str | None = None
 
 
 def idempotency_key(case_ref: str, step: str, recipient: str) -> str:
@@ -55,6 +57,7 @@ def enqueue(
         subject=draft.subject,
         body_text=draft.body_text,
         body_html=draft.body_html,
+        calendar_ics=draft.calendar_ics,
         message_id=f"<{_MESSAGE_ID_UNSAFE.sub('.', key.lower())}@{domain}>",
         reply_to=draft.reply_to,
         # One thread per case and recipient: answer the previous message, reference the first.

@@ -6,14 +6,18 @@ of it, so it is safe to hand to Prefect.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from registry.models import Approval, Case, FollowUp, OutboxMessage, Referral
+from registry import conferences
+from registry.models import Approval, Case, Conference, FollowUp, OutboxMessage, Referral
 
 OPEN_REFERRAL = ("requested", "received", "accepted", "in-progress", "on-hold")
+# Rungs of the deadline ladder (registry.escalation), by ``escalation_level``.
+LEVELS = ("none", "reminder", "coordinator", "supervisor", "timed-out")
 
 
 def case_timeline(session: Session, case: Case) -> dict[str, Any]:
@@ -24,11 +28,23 @@ def case_timeline(session: Session, case: Case) -> dict[str, Any]:
     ).all()
     follow_ups = session.scalars(select(FollowUp).where(FollowUp.case_id == case.id).order_by(FollowUp.id)).all()
     waiting = [
-        {"kind": "answer", "step": r.step, "agency": r.agency_id, "due": r.due_date.isoformat()}
+        {
+            "kind": "answer",
+            "step": r.step,
+            "agency": r.agency_id,
+            "due": r.due_date.isoformat(),
+            "escalation": LEVELS[r.escalation_level],
+        }
         for r in referrals
-        if r.status in OPEN_REFERRAL
+        if r.status in OPEN_REFERRAL and r.kind == "handoff"
     ] + [
-        {"kind": "decision", "key": a.key, "approver": a.approver_id, "due": a.due_date.isoformat()}
+        {
+            "kind": "decision",
+            "key": a.key,
+            "approver": a.approver_id,
+            "due": a.due_date.isoformat(),
+            "escalation": LEVELS[a.escalation_level],
+        }
         for a in approvals
         if a.status == "requested"
     ]
@@ -51,6 +67,7 @@ def case_timeline(session: Session, case: Case) -> dict[str, Any]:
                 "status": r.status,
                 "reason": r.reason,
                 "due": r.due_date.isoformat(),
+                "kind": r.kind,
             }
             for r in referrals
         ],
@@ -66,8 +83,31 @@ def case_timeline(session: Session, case: Case) -> dict[str, Any]:
             for a in approvals
         ],
         "follow_ups": [{"key": f.key, "due": f.due_date.isoformat()} for f in follow_ups],
+        "conferences": _conferences(session, case, referrals),
         "emails": [
             {"to_agency": m.agency_id, "subject": m.subject, "status": m.status, "attempts": m.attempts} for m in emails
         ],
         "waiting_for": waiting,
     }
+
+
+def _conferences(session: Session, case: Case, referrals: Sequence[Referral]) -> list[dict[str, Any]]:
+    """When and where each conference meets and who answered what; never the minutes."""
+    rows = session.scalars(select(Conference).where(Conference.case_id == case.id).order_by(Conference.id)).all()
+    return [
+        {
+            "step": c.step,
+            "starts_at": conferences.starts_at(c).isoformat(),
+            "ends_at": conferences.ends_at(c).isoformat(),
+            "place": c.place,
+            "sequence": c.sequence,
+            "held": c.held,
+            "roles": c.roles,
+            "invitations": [
+                {"agency": r.agency_id, "status": r.status, "reason": r.reason}
+                for r in referrals
+                if r.kind == conferences.INVITATION and r.step == c.step
+            ],
+        }
+        for c in rows
+    ]

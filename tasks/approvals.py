@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 from registry import calendar, cases, outbox
 from registry.models import Staff
 from tasks import mailer, runtime
@@ -15,9 +17,21 @@ DECISION_DUE_BUSINESS_DAYS = 3
 KIND_LABELS: dict[str, tuple[str, str]] = {
     "consent": ("입주민·보호의무자 서면 동의 기록", "record the written consent of resident or guardian"),
     "conference": ("통합사례회의 결과 기록", "record the integrated case conference"),
+    "conference-schedule": ("통합사례회의 일시·장소 정하기", "schedule the integrated case conference"),
+    "conference-minutes": ("통합사례회의 회의록·기관별 역할 기록", "record the conference's minutes and roles"),
     "budget": ("주거환경개선 예산 집행 승인", "approve the remediation budget"),
     "closure": ("사례 종결 승인", "approve closing the case"),
     "reroute": ("연계 기관 재지정", "name the next agency"),
+}
+
+
+# The command that answers a kind of decision other than with `yeongye approve` (emails quote it).
+KIND_COMMANDS: dict[str, str] = {
+    "conference-schedule": 'yeongye conference schedule {case_ref} --date YYYY-MM-DD --time HH:MM --place "…"',
+    "conference-minutes": (
+        "yeongye conference minutes {case_ref} --file minutes.txt --role AGENCY_ID=SERVICE …"
+        ' (or --not-proceeding --reason "…")'
+    ),
 }
 
 
@@ -27,15 +41,19 @@ def kind_label(kind: str, language: str) -> str:
 
 
 @handoff_task(name="request-approval", task_run_name="{key}-request")
-def request_approval(case_ref: str, key: str, kind: str, approver_role: str) -> str:
-    """Record that a decision is awaited and email the person who takes it; returns the due date."""
+def request_approval(case_ref: str, key: str, kind: str, approver_role: str, due_after: str = "") -> str:
+    """Record that a decision is awaited and email the person who takes it; returns the due date.
+
+    ``due_after`` (an ISO date) counts the due date from a later day than today: the minutes of
+    a conference cannot be due before the conference has met.
+    """
     settings = runtime.settings()
     with runtime.transaction() as session:
         case = cases.find_case(session, case_ref)
         approver: Staff = case.supervisor if approver_role == "supervisor" else case.coordinator
-        due = runtime.business_calendar(session).add_business_days(
-            calendar.today(runtime.clock()), DECISION_DUE_BUSINESS_DAYS
-        )
+        today = calendar.today(runtime.clock())
+        start = max(today, dt.date.fromisoformat(due_after)) if due_after else today
+        due = runtime.business_calendar(session).add_business_days(start, DECISION_DUE_BUSINESS_DAYS)
         approval = cases.request_approval(session, case, key=key, kind=kind, approver_id=approver.id, due_date=due)
         subject, text, html = render(
             "approval",
@@ -46,6 +64,7 @@ def request_approval(case_ref: str, key: str, kind: str, approver_role: str) -> 
             kind_label=kind_label(kind, settings.language),
             due_date=approval.due_date.isoformat(),
             due_weekday=weekday(approval.due_date, settings.language),
+            command=KIND_COMMANDS.get(kind, "").format(case_ref=case.ref),
         )
         message, _ = outbox.enqueue(
             session,

@@ -19,10 +19,15 @@ from tasks.waits import Form
 
 @dataclass(frozen=True)
 class Need:
-    """One thing a step needs from one kind of agency."""
+    """One thing a step needs from one kind of agency, or from a named one.
+
+    ``agency_id`` names the agency when people already chose it (a role taken at a case
+    conference); a rejection still moves the need on to the next agency of ``agency_type``.
+    """
 
     agency_type: str
     service: str
+    agency_id: str | None = None
 
 
 def hand_off(case_ref: str, step: str, needs: list[Need], *, due_months: int = 0) -> None:
@@ -32,7 +37,12 @@ def hand_off(case_ref: str, step: str, needs: list[Need], *, due_months: int = 0
     coordinator names one or skips the need.
     """
     enter_stage(case_ref, step)
-    futures = [open_referral.submit(case_ref, step, n.agency_type, n.service, due_months) for n in needs]
+    futures = [
+        refer_to_agency.submit(case_ref, step, n.agency_id, n.service)
+        if n.agency_id
+        else open_referral.submit(case_ref, step, n.agency_type, n.service, due_months)
+        for n in needs
+    ]
     opened = [future.result() for future in futures]
     waiting: dict[str, Handoff] = {}
     for need, handoff in zip(needs, opened, strict=True):
@@ -48,13 +58,6 @@ def hand_off(case_ref: str, step: str, needs: list[Need], *, due_months: int = 0
 def follow_up(case_ref: str, step: str, need: Need, *, months: int) -> None:
     """Plan a follow-up visit ``months`` ahead and wait for the agency to report it done."""
     hand_off(case_ref, step, [need], due_months=months)
-
-
-def invite(case_ref: str, step: str, needs: list[Need]) -> None:
-    """Tell agencies about a step without waiting for each (e.g. a case-conference invitation)."""
-    enter_stage(case_ref, step)
-    futures = [open_referral.submit(case_ref, step, n.agency_type, n.service) for n in needs]
-    _notify_all(case_ref, [h for h in (f.result() for f in futures) if h is not None])
 
 
 def _notify_all(case_ref: str, handoffs: list[Handoff]) -> None:
@@ -78,7 +81,7 @@ def _await_answers(case_ref: str, step: str, waiting: dict[str, Handoff], due_mo
             continue
         if status == "completed":
             del waiting[answer.agency_id]
-        elif status == "rejected":
+        elif status in ("rejected", "failed"):  # declined, or timed out at the final deadline
             rejected = waiting.pop(answer.agency_id)
             replacement = open_referral(case_ref, step, rejected.agency_type, rejected.service, due_months, turn)
             if replacement is None:
@@ -95,7 +98,7 @@ def _coordinator_names_agency(case_ref: str, step: str, service: str, agency_typ
     while True:
         turn += 1
         key = waits.wait_key("reroute", step, agency_type, turn)
-        choice = _ask_person(
+        choice = ask_person(
             case_ref,
             key,
             key,
@@ -126,7 +129,7 @@ def ask(case_ref: str, key: str, kind: str, approver_role: str = "supervisor") -
     while True:
         turn += 1
         wait = f"{approval_key}-{turn}"
-        decision = _ask_person(
+        decision = ask_person(
             case_ref,
             approval_key,
             wait,
@@ -140,14 +143,23 @@ def ask(case_ref: str, key: str, kind: str, approver_role: str = "supervisor") -
             return status == "approved"
 
 
-def _ask_person(
-    case_ref: str, approval_key: str, wait: str, kind: str, role: str, form: type[Form], description: str
+def ask_person(
+    case_ref: str,
+    approval_key: str,
+    wait: str,
+    kind: str,
+    role: str,
+    form: type[Form],
+    description: str,
+    *,
+    due_after: str = "",
 ) -> Form:
     """Record that a person must decide, email them, show the timeline, and suspend until they do.
 
     The request is one per ``approval_key``; asking again after an invalid answer only waits again.
+    ``due_after`` (ISO date) counts the due date from that day (see ``request_approval``).
     """
-    request_approval(case_ref, approval_key, kind, role)
+    request_approval(case_ref, approval_key, kind, role, due_after)
     publish_timeline(case_ref, approval_key)
     return waits.wait_for(form, wait, description)
 
@@ -162,7 +174,7 @@ def obtain_consent(case_ref: str, attempt: int, agency_types: list[str], purpose
     """Ask the coordinator to record the resident's (or guardian's) written consent."""
     wait = waits.wait_key("consent", attempt)
     enter_stage(case_ref, "consent", wait)
-    answer = _ask_person(
+    answer = ask_person(
         case_ref,
         wait,
         wait,

@@ -29,6 +29,15 @@ def _build(message: OutboxMessage, case_ref: str, sender: str) -> EmailMessage:
     email["X-Yeongye-Key"] = message.idempotency_key
     email.set_content(message.body_text)
     email.add_alternative(message.body_html, subtype="html")
+    if message.calendar_ics:
+        # A third alternative, as calendar clients expect for an invitation (RFC 6047). Bytes keep
+        # the CRLF line ends iCalendar requires; text parts would have them normalised.
+        email.add_alternative(
+            message.calendar_ics.encode("utf-8"),
+            maintype="text",
+            subtype="calendar",
+            params={"charset": "utf-8", "method": "REQUEST", "name": "invite.ics"},
+        )
     return email
 
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from sqlalchemy.orm import Session
 
 from registry import calendar, cases, links, outbox
-from registry.catalog import DEFAULT_DUE_BUSINESS_DAYS, SERVICES, service_label
+from registry.catalog import SERVICES, due_business_days, service_label
 from registry.models import Agency, Case, Referral, Resident
 from tasks import mailer, runtime
 from tasks.log import logger
@@ -41,9 +41,9 @@ def open_referral(
 ) -> Handoff | None:
     """Refer the case to the best agency of a type not yet asked in this step (None if none is left).
 
-    ``due_months`` is for follow-ups planned months ahead; otherwise the agency has the default
-    number of business days to answer. ``turn`` tells apart the referrals made after successive
-    rejections, which would otherwise share one cache key.
+    ``due_months`` is for follow-ups planned months ahead; otherwise the agency has its type's
+    number of business days to answer (catalog default, changeable in settings). ``turn`` tells
+    apart the referrals made after successive rejections, which would otherwise share one cache key.
     """
     if service not in SERVICES:
         raise cases.CaseError(f"service: unknown service '{service}'")
@@ -52,13 +52,7 @@ def open_referral(
         agency = cases.choose_agency(session, case, agency_type, step)
         if agency is None:
             return None
-        today = calendar.today(runtime.clock())
-        days = runtime.business_calendar(session)
-        due = (
-            days.add_months(today, due_months)
-            if due_months
-            else days.add_business_days(today, DEFAULT_DUE_BUSINESS_DAYS)
-        )
+        due = _due_date(session, agency, due_months)
         referral = cases.open_referral(session, case, step=step, agency=agency, service=service, due_date=due)
         if due_months:
             cases.plan_follow_up(session, case, key=step, referral=referral)
@@ -73,11 +67,17 @@ def refer_to_agency(case_ref: str, step: str, agency_id: str, service: str) -> H
         agency = session.get(Agency, agency_id)
         if agency is None or not agency.active:
             return None
-        due = runtime.business_calendar(session).add_business_days(
-            calendar.today(runtime.clock()), DEFAULT_DUE_BUSINESS_DAYS
-        )
+        due = _due_date(session, agency)
         referral = cases.open_referral(session, case, step=step, agency=agency, service=service, due_date=due)
         return _handoff(referral)
+
+
+def _due_date(session: Session, agency: Agency, due_months: int = 0) -> dt.date:
+    today = calendar.today(runtime.clock())
+    days = runtime.business_calendar(session)
+    if due_months:
+        return days.add_months(today, due_months)
+    return days.add_business_days(today, due_business_days(agency.type_code, runtime.settings().due_business_days))
 
 
 @handoff_task(name="notify-agency", task_run_name="{handoff.step}-notify-{handoff.agency_id}")
@@ -90,8 +90,8 @@ def notify_agency(case_ref: str, handoff: Handoff) -> str:
         referral = session.get(Referral, handoff.referral_id)
         assert referral is not None
         agency = referral.agency
-        resident = _disclosable_resident(session, case, agency)
-        links = _answer_links(case.ref, referral)
+        resident = disclosable_resident(session, case, agency)
+        links = answer_links(case.ref, referral)
         subject, text, html = render(
             "referral",
             language,
@@ -131,7 +131,7 @@ def notify_agency(case_ref: str, handoff: Handoff) -> str:
     return status
 
 
-def _answer_links(case_ref: str, referral: Referral) -> dict[str, str]:
+def answer_links(case_ref: str, referral: Referral) -> dict[str, str]:
     """Signed links to accept, decline or report done, good until some days after the due date."""
     settings = runtime.settings()
     secret = links.load_secret(settings.link_secret_file)
@@ -143,7 +143,7 @@ def _answer_links(case_ref: str, referral: Referral) -> dict[str, str]:
     return {purpose: f"{base}/{links.sign(claim, secret)}" for purpose, claim in claims.items()}
 
 
-def _disclosable_resident(session: Session, case: Case, agency: Agency) -> Resident | None:
+def disclosable_resident(session: Session, case: Case, agency: Agency) -> Resident | None:
     """The resident's details, only if their written consent covers this kind of agency."""
     consent = cases.active_consent(session, case)
     if consent is None or agency.type_code not in consent.agency_types:
@@ -179,20 +179,3 @@ def record_answer(case_ref: str, step: str, agency_id: str, status: str, reason:
             return "invalid"
         logger(case_ref, step).info("answer-recorded", agency=agency_id, status=referral.status, wait=key)
         return referral.status
-
-
-@handoff_task(name="complete-referrals", task_run_name="{step}-complete-all")
-def complete_step(case_ref: str, step: str, reason: str) -> None:
-    """Mark every open referral of a step completed (e.g. invitations once the conference is held)."""
-    with runtime.transaction() as session:
-        case = cases.find_case(session, case_ref)
-        for referral in cases.referrals_in_step(session, case, step):
-            cases.record_answer(
-                session,
-                case,
-                referral,
-                status="completed",
-                reason=reason,
-                actor=case.coordinator_id,
-                at=runtime.clock().now(),
-            )

@@ -12,12 +12,12 @@ from typing import Literal, TypeVar
 
 from prefect.flow_runs import suspend_flow_run
 from prefect.input import RunInput
-from pydantic import Field, create_model
+from pydantic import BaseModel, Field, create_model
 
 # Pause keys become Prefect input keys, which accept only lowercase letters, digits and dashes.
 _KEY_ALLOWED = re.compile(r"[^a-z0-9-]+")
 
-WAIT_KINDS = ("answer", "decision", "consent", "reroute")
+WAIT_KINDS = ("answer", "decision", "consent", "reroute", "schedule", "minutes")
 
 
 def wait_key(kind: str, *parts: str | int) -> str:
@@ -57,6 +57,37 @@ class RerouteDecision(RunInput):
     reason: str = Field(default="", title="사유 (reason)")
 
 
+class ConferenceSchedule(RunInput):
+    """When and where the case conference meets; the flow checks it (future, business day)."""
+
+    date: str = Field(title="날짜 (date)", description="YYYY-MM-DD, 근무일 (a business day)")
+    time: str = Field(title="시작 시각 (start time)", description="HH:MM, 서울 시각 (Asia/Seoul)")
+    place: str = Field(title="장소 (place)", description="회의 장소, 예: 가온종합사회복지관 3층 회의실")
+    duration_minutes: int = Field(default=90, title="회의 시간(분) (duration, minutes)")
+
+
+class ConferenceRole(BaseModel):
+    agency_id: str = Field(title="기관 ID (agency id)")
+    service: str = Field(title="서비스 (service)", description="예: supplies-programs, mental-health")
+
+
+class ConferenceMinutes(RunInput):
+    """The conference's outcome, by reference only: the minutes text goes to the registry, never here."""
+
+    proceed: bool = Field(title="진행 (proceed)", description="사례를 계속 진행하면 체크, 진행하지 않으면 해제")
+    roles: list[ConferenceRole] = Field(
+        default_factory=list,
+        title="기관별 역할 (roles)",
+        description="회의에서 정한 역할: 다음 단계에서 이 기관들에 연계합니다 (the next stage's handoffs)",
+    )
+    reason: str = Field(default="", title="사유 (reason)", description="진행하지 않을 때는 반드시 입력")
+    reschedule: bool = Field(
+        default=False,
+        title="일정 변경 (reschedule)",
+        description="회의를 옮기려면 체크: 새 일정을 다시 묻습니다 (asks for the new date again)",
+    )
+
+
 def answer_form(agency_ids: list[str]) -> type[RunInput]:
     """The agency-answer form, with a drop-down of the agencies this step still waits for."""
     agency_choice = Literal[tuple(agency_ids)]  # type: ignore[valid-type]
@@ -65,8 +96,11 @@ def answer_form(agency_ids: list[str]) -> type[RunInput]:
         __base__=RunInput,
         agency_id=(agency_choice, Field(title="기관 (agency)", description="답변한 기관")),
         status=(
-            Literal["accepted", "rejected", "completed"],
-            Field(title="답변 (answer)", description="accepted=수락, rejected=거절(사유 필수), completed=완료"),
+            Literal["accepted", "rejected", "completed", "timed-out"],
+            Field(
+                title="답변 (answer)",
+                description="accepted=수락, rejected=거절(사유 필수), completed=완료, timed-out=기한 초과(자동)",
+            ),
         ),
         reason=(str, Field(default="", title="사유·결과 (reason / outcome)")),
     )

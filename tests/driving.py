@@ -6,18 +6,25 @@ takes seconds; the worker test runs them in a real worker instead.
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from uuid import UUID
 
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.objects import FlowRun
 from prefect.exceptions import Pause
 from prefect.flow_engine import run_flow
+from prefect.settings import PREFECT_API_DATABASE_CONNECTION_URL
 
 from flows.hoarding.flow import hoarding
+from registry import calendar
 from registry.db import Database
+from tasks.runtime import business_calendar
 from yeongye import steering
+
+CONFERENCE_PLACE = "가온종합사회복지관 3층 회의실"
 
 
 def deploy_hoarding() -> UUID:
@@ -48,6 +55,8 @@ class Script:
     on_answer: Callable[[steering.Wait], tuple[str, str, str]] | None = None
     on_decision: Callable[[steering.Wait], tuple[bool, str]] | None = None
     on_consent: Callable[[steering.Wait], tuple[bool, str]] | None = None
+    # (proceed, ["AGENCY_ID=SERVICE", ...], reason); the default goes on with no extra roles.
+    on_minutes: Callable[[steering.Wait], tuple[bool, list[str], str]] | None = None
     waits: list[str] = field(default_factory=list)
 
     def answer(self, wait: steering.Wait) -> None:
@@ -61,8 +70,23 @@ class Script:
         elif wait.kind == "decision":
             approved, reason = self.on_decision(wait) if self.on_decision else (True, "")
             steering.approve(self.db, self.case_ref, approved=approved, reason=reason, by="supervisor-1")
+        elif wait.kind == "schedule":
+            date, time_of_day, place = conference_slot(self.db)
+            steering.schedule_conference(self.db, self.case_ref, date=date, time_of_day=time_of_day, place=place)
+        elif wait.kind == "minutes":
+            proceed, roles, reason = self.on_minutes(wait) if self.on_minutes else (True, [], "")
+            steering.record_minutes(
+                self.db, self.case_ref, proceed=proceed, roles=roles, reason=reason, minutes="회의록 (test minutes)"
+            )
         else:
             raise AssertionError(f"unexpected wait {wait.key}")
+
+
+def conference_slot(db: Database, business_days: int = 2) -> tuple[str, str, str]:
+    """A conference time that is always valid: 14:00, some business days from today (Seoul)."""
+    with db.transaction() as session:
+        day = business_calendar(session).add_business_days(calendar.today(calendar.SystemClock()), business_days)
+    return day.isoformat(), "14:00", CONFERENCE_PLACE
 
 
 def drive(script: Script, flow_run_id: str, *, max_waits: int = 80) -> FlowRun:
@@ -73,3 +97,25 @@ def drive(script: Script, flow_run_id: str, *, max_waits: int = 80) -> FlowRun:
             return flow_run
         script.answer(steering.current_wait(script.db, script.case_ref))
     raise AssertionError(f"case did not finish within {max_waits} waits: {script.waits[-5:]}")
+
+
+def assert_not_in_prefect(needles: list[str], results_dir: Path) -> None:
+    """Search Prefect's own database and the result storage: none of ``needles`` may be there."""
+    db_path = PREFECT_API_DATABASE_CONNECTION_URL.value().split("///", 1)[1]
+    connection = sqlite3.connect(db_path)
+    try:
+        tables = [row[0] for row in connection.execute("SELECT name FROM sqlite_master WHERE type='table'")]
+        for table in tables:
+            for row in connection.execute(f'SELECT * FROM "{table}"'):
+                blob = " ".join(str(value) for value in row)
+                for needle in needles:
+                    assert needle not in blob, f"{needle!r} found in Prefect table {table}"
+    finally:
+        connection.close()
+    stored = list(results_dir.rglob("*"))
+    assert any(path.is_file() for path in stored), "result storage is empty: nothing was checked"
+    for path in stored:
+        if path.is_file():
+            content = path.read_bytes()
+            for needle in needles:
+                assert needle.encode() not in content, f"{needle!r} found in result file {path.name}"

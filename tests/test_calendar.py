@@ -8,7 +8,7 @@ import json
 from typer.testing import CliRunner
 
 from registry import cases
-from registry.calendar import SEOUL, BusinessCalendar, FixedClock, SystemClock, today
+from registry.calendar import SEOUL, BusinessCalendar, FixedClock, SystemClock, rights_period_end, today
 from registry.db import Database
 from registry.models import Referral
 from tasks import runtime
@@ -38,6 +38,18 @@ def test_sundays_and_holidays_are_public_holidays_saturdays_are_not() -> None:
     declared = BusinessCalendar({dt.date(2026, 11, 23): True, dt.date(2026, 11, 22): False})
     assert declared.is_public_holiday(dt.date(2026, 11, 23))
     assert not declared.is_public_holiday(dt.date(2026, 11, 22))
+
+
+def test_legal_holds_skip_public_holidays_but_count_saturdays() -> None:
+    # From Thu 2025-10-02: 10-03 개천절 out, Sat 10-04 counts, 10-05..08 추석 and substitute out,
+    # 10-09 한글날 out, Fri 10-10, Sat 10-11: the third day (reference: korea_domain.md §6.4).
+    assert KR.add_days_excluding_public_holidays(dt.date(2025, 10, 2), 3) == dt.date(2025, 10, 11)
+
+
+def test_periods_restricting_rights_count_the_first_day_and_end_on_weekends_too() -> None:
+    assert rights_period_end(dt.date(2026, 1, 5), days=14) == dt.date(2026, 1, 18)  # a Sunday
+    assert rights_period_end(dt.date(2026, 1, 5), months=3) == dt.date(2026, 4, 4)  # a Saturday
+    assert rights_period_end(dt.date(2026, 11, 30), months=3) == dt.date(2027, 2, 28)  # no Feb 30: month's end
 
 
 def test_counting_back_skips_holidays() -> None:

@@ -2,19 +2,17 @@
 
 from __future__ import annotations
 
-import sqlite3
 from collections import Counter
 from pathlib import Path
 
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
-from prefect.settings import PREFECT_API_DATABASE_CONNECTION_URL
 from sqlalchemy import select
 
 from registry.db import Database
 from registry.models import Case, OutboxMessage, Referral, Resident
 from tests.conftest import every_backend
-from tests.driving import Script, deploy_hoarding, drive, run_once
+from tests.driving import Script, assert_not_in_prefect, deploy_hoarding, drive, run_once
 from yeongye import steering
 from yeongye.mailcapture import MailCapture, read_captured
 
@@ -106,25 +104,7 @@ def test_full_case_reaches_closure_with_one_email_per_handoff(
 
 def _assert_no_personal_data_in_prefect(resident: Resident, results_dir: Path) -> None:
     """Search Prefect's own database and the result storage for the resident's name, phone, unit."""
-    needles = [resident.name, resident.phone, resident.unit]
-    db_path = PREFECT_API_DATABASE_CONNECTION_URL.value().split("///", 1)[1]
-    connection = sqlite3.connect(db_path)
-    try:
-        tables = [row[0] for row in connection.execute("SELECT name FROM sqlite_master WHERE type='table'")]
-        for table in tables:
-            for row in connection.execute(f'SELECT * FROM "{table}"'):
-                blob = " ".join(str(value) for value in row)
-                for needle in needles:
-                    assert needle not in blob, f"{needle!r} found in Prefect table {table}"
-    finally:
-        connection.close()
-    stored = list(results_dir.rglob("*"))
-    assert any(path.is_file() for path in stored), "result storage is empty: nothing was checked"
-    for path in stored:
-        if path.is_file():
-            content = path.read_bytes()
-            for needle in needles:
-                assert needle.encode() not in content, f"{needle!r} found in result file {path.name}"
+    assert_not_in_prefect([resident.name, resident.phone, resident.unit], results_dir)
 
 
 def test_consent_refused_never_contacts_the_cleaning_firm(

@@ -161,6 +161,25 @@ def test_stack_up_down_and_again(stack_dir: Path) -> None:
         running = _stack_processes(data_dir)
         names = " ".join(" ".join(p.info["cmdline"] or []) for p in running)
         assert "postgres" in names and "prefect server start" in names and "prefect worker start" in names
+
+        # The deadline sweep is deployed on a business-hours schedule, and `yeongye deadlines` runs it now.
+        sweep = httpx.get(f"{api}/deployments/name/deadlines/deadlines", timeout=10).json()
+        assert [(s["schedule"]["cron"], s["schedule"]["timezone"]) for s in sweep["schedules"]] == [
+            ("0 9-18 * * 1-5", "Asia/Seoul")
+        ]
+        started_sweep = subprocess.run(
+            [str(Path(sys.executable).parent / "yeongye"), "deadlines"],
+            env=_stack_env(data_dir, prefect_port, smtp_port),
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert started_sweep.returncode == 0, started_sweep.stdout + started_sweep.stderr
+        sweep_run = started_sweep.stdout.strip().rsplit("/", 1)[-1]
+        deadline = time.monotonic() + 90
+        while (state := httpx.get(f"{api}/flow_runs/{sweep_run}", timeout=10).json()["state"]["type"]) != "COMPLETED":
+            assert state not in ("FAILED", "CRASHED") and time.monotonic() < deadline, state
+            time.sleep(1)
     finally:
         if proc.poll() is None:
             first_stop = _stop(proc, data_dir, output)

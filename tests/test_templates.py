@@ -40,3 +40,30 @@ def test_consented_details_are_shown_and_html_escaped() -> None:
     _subject, text, html = render("referral", "ko", resident=resident, due_weekday="월", links=LINKS, **REFERRAL)
     assert "홍<길>순" in text
     assert "홍&lt;길&gt;순" in html and "홍<길>순" not in html
+
+
+DEADLINE = dict(
+    recipient_name="담당자",
+    case_ref="C-2026-0007",
+    complex_name="가온 영구임대 D단지",
+    what="초기상담 공동 가정방문",
+    waiting_on="가온1동 행정복지센터",
+    due_date="2026-12-29",
+    due_weekday="화",
+    days_late=2,
+    coordinator_name="담당자",
+    coordinator_email="coord-d@example.org",
+)
+
+
+@pytest.mark.parametrize("language", ["ko", "en"])
+@pytest.mark.parametrize("level", ["reminder", "coordinator", "supervisor", "timed-out"])
+def test_each_rung_of_the_deadline_ladder_has_its_own_wording(language: str, level: str) -> None:
+    links = LINKS if level == "reminder" else None
+    next_rung = None if level == "timed-out" else {"label": "다음", "date": "2027-01-04"}
+    subject, text, html = render("deadline", language, level=level, links=links, next_rung=next_rung, **DEADLINE)
+    others = {"reminder", "coordinator", "supervisor", "timed-out"} - {level}
+    wording = {render("deadline", language, level=other, links=None, next_rung=None, **DEADLINE)[1] for other in others}
+    assert text not in wording and "C-2026-0007" in subject and "2026-12-29" in text
+    assert all(link in text and link in html for link in LINKS.values()) == (level == "reminder")
+    assert ("2027-01-04" in text) == (level != "timed-out")

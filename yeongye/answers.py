@@ -2,8 +2,9 @@
 
 GET shows the referral (only what the agency may see: case reference, complex, service, step, due
 date, status) and a button; POST records the answer by resuming the waiting flow exactly as
-`yeongye respond` does. A forged, expired or mismatched link changes nothing; answering twice
-changes nothing the second time.
+`yeongye respond` does. A case-conference invitation is different: the flow does not wait for
+it, so its answer (attend or not) is recorded in the registry directly. A forged, expired or
+mismatched link changes nothing; answering twice changes nothing the second time.
 """
 
 from __future__ import annotations
@@ -21,10 +22,10 @@ from prefect.settings import PREFECT_API_URL, temporary_settings
 from sqlalchemy import select
 from starlette.concurrency import run_in_threadpool
 
-from registry import cases, links
+from registry import cases, conferences, links
 from registry.catalog import service_label
 from registry.db import Database
-from registry.models import Case, Referral
+from registry.models import Case, Conference, Referral
 from yeongye import steering
 from yeongye.settings import Settings
 
@@ -62,7 +63,11 @@ def create_app(settings: Settings, db: Database, prefect_api_url: str) -> FastAP
         with db.transaction() as session:
             referral = session.get(Referral, claim.referral_id)
             case_id = session.scalar(select(Case.id).where(Case.ref == claim.case_ref))
-            if referral is None or case_id != referral.case_id:
+            # An invitation is answered with attend or not; there is nothing to report done.
+            invitation_done = (
+                referral is not None and referral.kind == conferences.INVITATION and claim.purpose == "done"
+            )
+            if referral is None or case_id != referral.case_id or invitation_done:
                 status, message = _REFUSALS["mismatch"]
                 return _page("연계 답변 (referral answer)", f"<p>{message}</p>", status)
             session.expunge(referral)
@@ -73,8 +78,26 @@ def create_app(settings: Settings, db: Database, prefect_api_url: str) -> FastAP
             f"<table><tr><th align='left'>사례 (case)</th><td>{escape(claim.case_ref)}</td></tr>"
             f"<tr><th align='left'>요청 (request)</th><td>{escape(service_label(referral.service, 'ko'))}</td></tr>"
             f"<tr><th align='left'>단계 (step)</th><td>{escape(referral.step)}</td></tr>"
+            f"{meeting(referral)}"
             f"<tr><th align='left'>기한 (due)</th><td>{referral.due_date.isoformat()}</td></tr>"
             f"<tr><th align='left'>현재 상태 (status)</th><td>{escape(referral.status)}</td></tr></table>"
+        )
+
+    def meeting(referral: Referral) -> str:
+        """For an invitation: when and where the conference meets."""
+        if referral.kind != conferences.INVITATION:
+            return ""
+        with db.transaction() as session:
+            conference = session.scalar(
+                select(Conference).where(Conference.case_id == referral.case_id, Conference.step == referral.step)
+            )
+            if conference is None:
+                return ""
+            start, end = conferences.starts_at(conference), conferences.ends_at(conference)
+            place = conference.place
+        return (
+            f"<tr><th align='left'>일시 (when)</th><td>{start:%Y-%m-%d %H:%M}–{end:%H:%M}</td></tr>"
+            f"<tr><th align='left'>장소 (where)</th><td>{escape(place)}</td></tr>"
         )
 
     @app.get("/answer/{token}", response_class=HTMLResponse)
@@ -105,6 +128,8 @@ def create_app(settings: Settings, db: Database, prefect_api_url: str) -> FastAP
         claim, referral = found
         if referral.status in cases.FINAL_STATUSES or referral.status == claim.status:
             return _page("이미 처리되었습니다 (already answered)", summary(claim, referral))
+        if referral.kind == conferences.INVITATION:
+            return record_invitation(claim, referral, reason)
         try:
             with temporary_settings({PREFECT_API_URL: prefect_api_url}):
                 steering.respond(
@@ -113,6 +138,26 @@ def create_app(settings: Settings, db: Database, prefect_api_url: str) -> FastAP
         except (steering.SteeringError, cases.CaseError) as error:
             return _page("답변을 기록하지 못했습니다 (answer not recorded)", f"<p>{escape(str(error))}</p>", 409)
         return _page("답변이 전달되었습니다 (answer recorded)", summary(claim, referral))
+
+    def record_invitation(claim: links.Claim, referral: Referral, reason: str) -> HTMLResponse:
+        """Record whether the agency comes to the conference; the flow is not waiting, so it is not resumed."""
+        try:
+            with db.transaction() as session:
+                case = cases.find_case(session, claim.case_ref)
+                current = session.get(Referral, referral.id)
+                assert current is not None
+                cases.record_answer(
+                    session,
+                    case,
+                    current,
+                    status=claim.status,
+                    reason=reason.strip(),
+                    actor=referral.agency_id,
+                    at=dt.datetime.now(dt.UTC),
+                )
+        except cases.CaseError as error:
+            return _page("답변을 기록하지 못했습니다 (answer not recorded)", f"<p>{escape(str(error))}</p>", 409)
+        return _page("회신이 기록되었습니다 (answer recorded)", summary(claim, current))
 
     return app
 

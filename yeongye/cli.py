@@ -36,6 +36,8 @@ app = typer.Typer(
 )
 registry_app = typer.Typer(help="기관·단지·입주민 등록부 / the registry", no_args_is_help=True)
 app.add_typer(registry_app, name="registry")
+conference_app = typer.Typer(help="통합사례회의: 일정, 회의 결과·역할 / case conferences", no_args_is_help=True)
+app.add_typer(conference_app, name="conference")
 
 console = Console()
 errors = Console(stderr=True)
@@ -188,6 +190,8 @@ def show_case(
     for r in timeline["referrals"]:
         referrals.add_row(r["step"], r["agency"], r["service"], r["status"], r["reason"] or "", r["due"])
     console.print(referrals)
+    for conference in timeline["conferences"]:
+        console.print(_conference_table(conference))
     approvals = Table(
         "항목 key", "종류 kind", "결재자", "상태 status", "사유 reason", "기한 due", title="결재 decisions"
     )
@@ -200,10 +204,93 @@ def show_case(
     console.print(emails)
     today = calendar.today(calendar.SystemClock()).isoformat()
     waiting = ", ".join(
-        f"{w.get('agency') or w.get('key')} (~{w['due']}{', 기한 초과 overdue' if w['due'] < today else ''})"
+        f"{w.get('agency') or w.get('key')} (~{w['due']}{', 기한 초과 overdue' if w['due'] < today else ''}"
+        f"{'' if w['escalation'] == 'none' else ', 단계 escalation: ' + w['escalation']})"
         for w in timeline["waiting_for"]
     )
     console.print(f"[bold]대기 중 (waiting for):[/] {waiting or '-'}")
+
+
+_RSVP = {
+    "requested": "회신 없음 (no answer)",
+    "accepted": "참석 (attends)",
+    "rejected": "불참 (declined)",
+    "completed": "회의 개최 (held)",
+    "cancelled": "취소 (cancelled)",
+}
+_OUTCOME = {None: "기록 전 (not recorded yet)", True: "진행 (proceeds)", False: "진행 안 함 (not proceeding)"}
+
+
+def _conference_table(conference: dict[str, Any]) -> Table:
+    """When and where, each invited agency's answer, and what the conference decided (never the minutes)."""
+    start = dt.datetime.fromisoformat(conference["starts_at"])
+    end = dt.datetime.fromisoformat(conference["ends_at"])
+    roles = ", ".join(f"{r['agency_id']}={r['service']}" for r in conference["roles"]) or "-"
+    table = Table(
+        "기관 agency",
+        "회신 answer",
+        "사유 reason",
+        title=f"통합사례회의 conference · {start:%Y-%m-%d %H:%M}–{end:%H:%M} · {conference['place']}"
+        f" · 차수 sequence {conference['sequence']}",
+        caption=f"결과 outcome: {_OUTCOME[conference['held']]} · 역할 roles: {roles}",
+    )
+    for invitation in conference["invitations"]:
+        answer = _RSVP.get(invitation["status"], invitation["status"])
+        table.add_row(invitation["agency"], answer, invitation["reason"] or "")
+    return table
+
+
+@conference_app.command("schedule")
+def conference_schedule(
+    ref: str = typer.Argument(..., help="사례 번호 / case reference"),
+    date: str = typer.Option(..., "--date", help="날짜 YYYY-MM-DD (근무일) / a business day"),
+    time_of_day: str = typer.Option(..., "--time", help="시작 시각 HH:MM (서울) / start, Asia/Seoul"),
+    place: str = typer.Option(..., "--place", help="장소 / place"),
+    duration: int = typer.Option(90, "--duration", help="회의 시간(분) / duration in minutes"),
+) -> None:
+    """통합사례회의 일시·장소를 정하거나 옮깁니다; 기관에 초대 메일(달력 초대 포함)이 갑니다."""
+    settings = get_settings()
+    try:
+        with _prefect(settings):
+            wait = steering.schedule_conference(
+                _database(settings), ref, date=date, time_of_day=time_of_day, place=place, duration_minutes=duration
+            )
+    except (steering.SteeringError, cases.CaseError) as error:
+        raise _fail(str(error)) from None
+    console.print(f"{ref}: 통합사례회의 {date} {time_of_day} · {place} (sent to {wait.key})")
+
+
+@conference_app.command("minutes")
+def conference_minutes(
+    ref: str = typer.Argument(..., help="사례 번호 / case reference"),
+    file: Path | None = typer.Option(
+        None, "--file", exists=True, dir_okay=False, help="회의록 (UTF-8): 등록부에만 저장 / kept in the registry only"
+    ),
+    role: list[str] = typer.Option(
+        [], "--role", help="기관ID=서비스, 여러 번 가능: 다음 단계의 연계 / AGENCY_ID=SERVICE, repeatable"
+    ),
+    not_proceeding: bool = typer.Option(
+        False, "--not-proceeding", help="사례를 진행하지 않음 (사유 필수) / the case does not go on"
+    ),
+    reason: str = typer.Option("", "--reason", help="사유 / reason"),
+) -> None:
+    """통합사례회의 결과를 기록합니다: 회의록, 기관별 역할(다음 단계의 연계), 진행 여부."""
+    minutes = None
+    if file is not None:
+        try:
+            minutes = file.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as error:
+            raise _fail(f"--file: {file}을 UTF-8 텍스트로 읽을 수 없습니다 (cannot read as UTF-8): {error}") from None
+    settings = get_settings()
+    try:
+        with _prefect(settings):
+            wait = steering.record_minutes(
+                _database(settings), ref, proceed=not not_proceeding, roles=role, reason=reason, minutes=minutes
+            )
+    except (steering.SteeringError, cases.CaseError) as error:
+        raise _fail(str(error)) from None
+    outcome = "진행 안 함 (not proceeding)" if not_proceeding else f"진행, 역할 {len(role)}개 (proceeds)"
+    console.print(f"{ref}: 통합사례회의 결과 기록 (recorded): {outcome} (sent to {wait.key})")
 
 
 @app.command()
@@ -291,10 +378,24 @@ def overdue(as_json: bool = typer.Option(False, "--json")) -> None:
     if as_json:
         return _print_json(rows)
     for group, title in (("coordinator", "담당자별 (by coordinator)"), ("waiting_on", "기관·결재자별 (by agency)")):
-        table = Table("담당 / 기관", "사례 case", "대기 항목 what", "기한 due", "지연 days late", title=title)
+        table = Table(
+            "담당 / 기관", "사례 case", "대기 항목 what", "기한 due", "지연 days late", "단계 escalation", title=title
+        )
         for row in sorted(rows, key=lambda r: (r[group], r["due"])):
-            table.add_row(row[group], row["case"], row["what"], row["due"].isoformat(), str(row["days_late"]))
+            table.add_row(
+                row[group], row["case"], row["what"], row["due"].isoformat(), str(row["days_late"]), row["escalation"]
+            )
         console.print(table)
+
+
+@app.command("deadlines")
+def run_deadlines() -> None:
+    """기한 점검을 지금 실행합니다 (평소에는 근무시간 매시 자동) / run the deadline sweep now."""
+    settings = get_settings()
+    with _prefect(settings):
+        flow_run_id = steering.start_deadline_sweep()
+    ui = settings.stack_info().get("ui_url") or f"http://127.0.0.1:{settings.prefect_port}"
+    console.print(f"기한 점검 시작 (deadline sweep started): {ui}/runs/flow-run/{flow_run_id}")
 
 
 @app.command("holiday")

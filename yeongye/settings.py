@@ -11,8 +11,11 @@ import json
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from registry.catalog import AGENCY_TYPE_CODES
+from registry.escalation import Ladder
 
 
 class Settings(BaseSettings):
@@ -50,6 +53,35 @@ class Settings(BaseSettings):
     work_pool: str = "yeongye"
     worker_limit: int = Field(default=8, description="Flow runs one worker executes at once.")
     log_format: Literal["console", "json"] = "console"
+    due_business_days: dict[str, int] = Field(
+        default_factory=dict,
+        description='Answer time per agency type, e.g. {"cleaning-coop": 7}; others keep the catalog default.',
+    )
+    reminder_days_before: int = Field(default=1, description="Remind the agency this many business days before due.")
+    escalate_to_coordinator_after: int = Field(default=1, description="Business days after due: tell the coordinator.")
+    escalate_to_supervisor_after: int = Field(default=3, description="Business days after due: tell the supervisor.")
+    final_deadline_after: int = Field(
+        default=5, description="Business days after due: the handoff times out and the flow moves on."
+    )
+
+    @field_validator("due_business_days")
+    @classmethod
+    def _known_agency_types(cls, value: dict[str, int]) -> dict[str, int]:
+        unknown = sorted(set(value) - AGENCY_TYPE_CODES)
+        if unknown:
+            raise ValueError(f"unknown agency type(s): {', '.join(unknown)}")
+        if any(days < 1 for days in value.values()):
+            raise ValueError("answer times must be at least 1 business day")
+        return value
+
+    @property
+    def ladder(self) -> Ladder:
+        return Ladder(
+            reminder_before=self.reminder_days_before,
+            coordinator_after=self.escalate_to_coordinator_after,
+            supervisor_after=self.escalate_to_supervisor_after,
+            final_after=self.final_deadline_after,
+        )
 
     @property
     def stack_file(self) -> Path:

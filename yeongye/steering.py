@@ -1,4 +1,4 @@
-"""Launching and steering cases from outside the flow: what `launch`, `approve` and `respond` do.
+"""Launching and steering cases from outside the flow: what `launch`, `approve`, `respond` and `conference` do.
 
 A case waits on one pause key at a time; its first word says which form it expects (see
 ``tasks.waits``). Steering resumes the flow run with exactly what the Prefect UI form would send,
@@ -17,10 +17,11 @@ from prefect.client.schemas.objects import State
 from prefect.exceptions import ObjectNotFound
 from prefect.flow_runs import resume_flow_run
 
-from registry import cases
+from registry import cases, conferences
 from registry.calendar import SystemClock
 from registry.db import Database
 from registry.timeline import case_timeline
+from tasks.runtime import business_calendar
 from tasks.waits import kind_of
 
 
@@ -70,12 +71,20 @@ def launch(db: Database, *, intervention: str, complex_code: str, resident_ref: 
     return Launched(case_ref, str(flow_run.id))
 
 
+def start_deadline_sweep() -> str:
+    """Run the scheduled deadline sweep now, as the same deployment the schedule runs."""
+    with get_client(sync_client=True) as client:
+        deployment = client.read_deployment_by_name(deployment_name("deadlines"))
+        return str(client.create_flow_run_from_deployment(deployment.id, tags=["deadlines"]).id)
+
+
 @dataclass(frozen=True)
 class Wait:
     kind: str
     key: str
     flow_run_id: UUID
     agencies: list[str]
+    step: str = ""
 
 
 def current_wait(db: Database, case_ref: str, *, settle_seconds: float = 30) -> Wait:
@@ -106,10 +115,39 @@ def current_wait(db: Database, case_ref: str, *, settle_seconds: float = 30) -> 
     kind = kind_of(key)
     with db.transaction() as session:
         timeline = case_timeline(session, cases.find_case(session, case_ref))
-    # An answer key is "answer-<step>-<turn>": the agencies are those still open in that step.
-    step = key.removeprefix("answer-").rsplit("-", 1)[0] if kind == "answer" else ""
+    step = _step_of(kind, key)
     agencies = [w["agency"] for w in timeline["waiting_for"] if w["kind"] == "answer" and w["step"] == step]
-    return Wait(kind, key, flow_run_id, agencies)
+    return Wait(kind, key, flow_run_id, agencies, step)
+
+
+def _step_of(kind: str, key: str) -> str:
+    """The step a pause key belongs to, for the kinds whose key names one.
+
+    An answer key is "answer-<step>-<turn>" (the agencies are those still open in that step); a
+    conference key is "<schedule|minutes>-<step>-<round>-<turn>" (see ``tasks.conferences``).
+    """
+    if kind == "answer":
+        return key.removeprefix("answer-").rsplit("-", 1)[0]
+    if kind in ("schedule", "minutes"):
+        return key.removeprefix(f"{kind}-").rsplit("-", 2)[0]
+    return ""
+
+
+# What answers each kind of wait, for telling a person which command the case needs now.
+_COMMANDS = {
+    "answer": "yeongye respond",
+    "reroute": "yeongye respond",
+    "decision": "yeongye approve",
+    "consent": "yeongye approve",
+    "schedule": "yeongye conference schedule",
+    "minutes": "yeongye conference minutes",
+}
+
+
+def _other_wait(case_ref: str, wait: Wait) -> SteeringError:
+    return SteeringError(
+        f"사례 {case_ref}는 지금 다른 입력을 기다립니다: {_COMMANDS.get(wait.kind, wait.kind)} (waits for {wait.key})"
+    )
 
 
 def _suspended(state: State) -> bool:
@@ -145,6 +183,8 @@ def approve(
             "이 사례는 다음 기관 지정을 기다립니다: yeongye respond <사례> --agency <기관ID> --status accepted "
             "또는 Prefect 화면에서 입력하세요 (waits for an agency to be named)"
         )
+    elif wait.kind in ("schedule", "minutes"):
+        raise _other_wait(case_ref, wait)
     else:
         raise SteeringError(
             f"사례 {case_ref}는 기관 답변을 기다립니다: yeongye respond (waits for an agency answer: {wait.key})"
@@ -152,16 +192,20 @@ def approve(
     return wait
 
 
-def respond(db: Database, case_ref: str, *, agency_id: str, status: str, reason: str = "") -> Wait:
-    """Record an agency's answer (accepted / rejected / completed) to the referral the case waits on."""
+def respond(
+    db: Database, case_ref: str, *, agency_id: str, status: str, reason: str = "", settle_seconds: float = 30
+) -> Wait:
+    """Record an agency's answer (accepted / rejected / completed / timed-out) to the referral the case waits on."""
     if status not in cases.ANSWER_STATUSES:
         raise SteeringError(f"--status: {', '.join(cases.ANSWER_STATUSES)} 중 하나여야 합니다")
     if status in cases.REASON_REQUIRED and not reason.strip():
         raise SteeringError("--reason: 거절할 때는 사유를 입력해야 합니다 (a reason is required)")
-    wait = current_wait(db, case_ref)
-    if wait.kind == "reroute":
+    wait = current_wait(db, case_ref, settle_seconds=settle_seconds)
+    if wait.kind == "reroute" and status != "timed-out":
         _resume(wait, {"agency_id": agency_id, "reason": reason})
         return wait
+    if wait.kind in ("schedule", "minutes"):
+        raise _other_wait(case_ref, wait)
     if wait.kind != "answer":
         raise SteeringError(f"사례 {case_ref}는 결재를 기다립니다: yeongye approve (waits for a decision: {wait.key})")
     if agency_id not in wait.agencies:
@@ -170,3 +214,77 @@ def respond(db: Database, case_ref: str, *, agency_id: str, status: str, reason:
         )
     _resume(wait, {"agency_id": agency_id, "status": status, "reason": reason})
     return wait
+
+
+def schedule_conference(
+    db: Database, case_ref: str, *, date: str, time_of_day: str, place: str, duration_minutes: int = 90
+) -> Wait:
+    """Schedule the case conference the case waits for, or move it while it waits for the outcome.
+
+    The input is checked here first, so a bad option changes nothing; the flow checks it again
+    and records it, as it does for the Prefect form. Moving the conference answers the outcome
+    form with "reschedule", then fills in the schedule form the case comes back to.
+    """
+    with db.transaction() as session:
+        cases.find_case(session, case_ref)
+        days = business_calendar(session)
+    starts_at = conferences.parse_start(date, time_of_day)
+    conferences.check_schedule(starts_at, duration_minutes, place, now=SystemClock().now(), days=days)
+    wait = current_wait(db, case_ref)
+    if wait.kind == "minutes":
+        _resume(wait, {"proceed": False, "roles": [], "reason": "", "reschedule": True})
+        wait = _next_wait(db, case_ref, wait)
+    if wait.kind != "schedule":
+        raise _other_wait(case_ref, wait)
+    _resume(wait, {"date": date, "time": time_of_day, "place": place, "duration_minutes": duration_minutes})
+    return wait
+
+
+def record_minutes(
+    db: Database, case_ref: str, *, proceed: bool, roles: list[str], reason: str = "", minutes: str | None = None
+) -> Wait:
+    """Record the conference's outcome: the minutes text into the registry, then the references into the flow.
+
+    ``roles`` are "AGENCY_ID=SERVICE"; each becomes a handoff of the next stage. The minutes are
+    written before the flow is resumed and never passed to it (they are about the person).
+    """
+    parsed = parse_roles(roles)
+    if not proceed and not reason.strip():
+        raise SteeringError("--reason: 진행하지 않을 때는 사유를 입력해야 합니다 (a reason is required)")
+    if not proceed and parsed:
+        raise SteeringError("--role: 진행하지 않는 사례에는 역할을 줄 수 없습니다 (no roles when not proceeding)")
+    if minutes is not None and not minutes.strip():
+        raise SteeringError("--file: 회의록이 비어 있습니다 (the minutes are empty)")
+    with db.transaction() as session:
+        conferences.check_roles(session, parsed)
+    wait = current_wait(db, case_ref)
+    if wait.kind != "minutes":
+        raise _other_wait(case_ref, wait)
+    if minutes is not None:
+        with db.transaction() as session:
+            case = cases.find_case(session, case_ref)
+            conferences.store_minutes(session, case, wait.step, minutes, by=case.coordinator_id)
+    roles_input = [{"agency_id": agency_id, "service": service} for agency_id, service in parsed]
+    _resume(wait, {"proceed": proceed, "roles": roles_input, "reason": reason, "reschedule": False})
+    return wait
+
+
+def parse_roles(values: list[str]) -> list[tuple[str, str]]:
+    """Role options ("AGENCY_ID=SERVICE") as pairs; the registry checks that both exist."""
+    roles = []
+    for value in values:
+        agency_id, separator, service = value.partition("=")
+        if not separator or not agency_id.strip() or not service.strip():
+            raise SteeringError(f"--role: '{value}'는 기관ID=서비스 형식이어야 합니다 (AGENCY_ID=SERVICE)")
+        roles.append((agency_id.strip(), service.strip()))
+    return roles
+
+
+def _next_wait(db: Database, case_ref: str, after: Wait, settle_seconds: float = 30) -> Wait:
+    """The wait the case reaches after ``after`` was answered (the flow must run to get there)."""
+    deadline = time.monotonic() + settle_seconds
+    while True:
+        wait = current_wait(db, case_ref, settle_seconds=settle_seconds)
+        if wait.key != after.key or time.monotonic() > deadline:
+            return wait
+        time.sleep(0.5)

@@ -1,7 +1,8 @@
 """Hoarding remediation (저장강박 주거환경개선), as a coordinator draws it on the whiteboard.
 
-detection → home visit → written consent (hard gate) → case conference → budget → cleaning →
-repairs → mental-health linkage → aftercare → follow-ups at 1, 3, 6 months → closure.
+detection → home visit → written consent (hard gate) → case conference → the roles it gave out →
+budget → cleaning → repairs → mental-health linkage → aftercare → follow-ups at 1, 3, 6 months →
+closure.
 
 Agencies and services follow the study's table 2 and the ordinance practice in
 shared/reference/korea_domain.md §2. Refusal of consent leads to monitoring and re-approach and
@@ -13,8 +14,8 @@ from __future__ import annotations
 from prefect import flow
 
 from tasks.case import close_case, enter_stage, publish_timeline
-from tasks.handoffs import Need, ask, follow_up, hand_off, invite, obtain_consent
-from tasks.referrals import complete_step
+from tasks.conferences import hold_conference
+from tasks.handoffs import Need, ask, follow_up, hand_off, obtain_consent
 
 CONSENT_ATTEMPTS = 3
 FOLLOW_UP_MONTHS = (1, 3, 6)
@@ -60,7 +61,7 @@ def hoarding(case_ref: str) -> str:
         attempt += 1
         consent = obtain_consent(case_ref, attempt, CONSENTED_AGENCY_TYPES, PURPOSE)
 
-    invite(
+    conference = hold_conference(
         case_ref,
         "conference",
         [
@@ -72,9 +73,10 @@ def hoarding(case_ref: str) -> str:
             Need("welfare-center", "case-conference"),
         ],
     )
-    if not ask(case_ref, "conference", "conference", approver_role="coordinator"):
+    if not conference.proceed:
         return close_with_approval(case_ref, "not-proceeding-after-conference")
-    complete_step(case_ref, "conference", "통합사례회의 개최 (conference held)")
+    if conference.roles:
+        hand_off(case_ref, "conference-roles", conference.needs())
 
     if not ask(case_ref, "budget", "budget"):
         return close_with_approval(case_ref, "budget-refused")

@@ -1,0 +1,99 @@
+"""The deadline ladder: what happens to a handoff or a decision nobody answers.
+
+Before the due date the agency is reminded; after it the coordinator, then the supervisor hear of
+it; after a final deadline the handoff times out and the flow itself decides what comes next
+(the next agency of the type, or the coordinator names one). Decisions climb the same ladder but
+never time out: the clock never decides for a person.
+
+Every rung is a date in Korean business days from the due date, so a holiday in between moves
+every rung. A rung is taken once (``escalation_level`` records the highest one taken); a sweep
+that did not run for days takes only the highest rung reached, not every missed one.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from registry.calendar import BusinessCalendar
+from registry.models import Approval, Case, Referral
+from registry.timeline import OPEN_REFERRAL
+
+# Indexes into ``LEVELS``, as stored in ``escalation_level``.
+REMINDER, COORDINATOR, SUPERVISOR, TIMED_OUT = 1, 2, 3, 4
+
+
+@dataclass(frozen=True)
+class Ladder:
+    """The rungs, in business days relative to the due date (settings can change each)."""
+
+    reminder_before: int = 1
+    coordinator_after: int = 1
+    supervisor_after: int = 3
+    final_after: int = 5
+
+    def __post_init__(self) -> None:
+        if not (0 < self.coordinator_after < self.supervisor_after < self.final_after) or self.reminder_before < 0:
+            raise ValueError(
+                "deadline ladder: need 0 < coordinator_after < supervisor_after < final_after "
+                f"and reminder_before >= 0 (got {self})"
+            )
+
+    def dates(self, due: dt.date, days: BusinessCalendar) -> dict[str, dt.date]:
+        """The day each rung is reached, e.g. for showing a case's next escalation."""
+        return {
+            "reminder": days.add_business_days(due, -self.reminder_before),
+            "coordinator": days.add_business_days(due, self.coordinator_after),
+            "supervisor": days.add_business_days(due, self.supervisor_after),
+            "timed-out": days.add_business_days(due, self.final_after),
+        }
+
+    def level_on(self, today: dt.date, due: dt.date, days: BusinessCalendar) -> int:
+        """The highest rung reached on ``today`` (0 if none)."""
+        reached = [level for level, day in enumerate(self.dates(due, days).values(), start=1) if today >= day]
+        return max(reached, default=0)
+
+
+@dataclass(frozen=True)
+class Escalation:
+    """One rung to take now: for a referral (handoff) or an approval (decision)."""
+
+    target: str  # "referral" | "approval"
+    id: int
+    case_ref: str
+    level: int
+
+
+def due_escalations(session: Session, today: dt.date, days: BusinessCalendar, ladder: Ladder) -> list[Escalation]:
+    """Every open handoff and pending decision of an open case that has reached a rung not yet taken."""
+    referrals = session.execute(
+        select(Case.ref, Referral)
+        .join(Referral, Referral.case_id == Case.id)
+        .where(
+            Case.status == "open",
+            Referral.kind == "handoff",
+            Referral.status.in_(OPEN_REFERRAL),
+            Referral.escalation_level < TIMED_OUT,
+        )
+        .order_by(Referral.id)
+    ).all()
+    approvals = session.execute(
+        select(Case.ref, Approval)
+        .join(Approval, Approval.case_id == Case.id)
+        .where(Case.status == "open", Approval.status == "requested", Approval.escalation_level < SUPERVISOR)
+        .order_by(Approval.id)
+    ).all()
+    found = [
+        Escalation("referral", referral.id, case_ref, level)
+        for case_ref, referral in referrals
+        if (level := ladder.level_on(today, referral.due_date, days)) > referral.escalation_level
+    ]
+    found += [
+        Escalation("approval", approval.id, case_ref, level)
+        for case_ref, approval in approvals
+        if (level := min(ladder.level_on(today, approval.due_date, days), SUPERVISOR)) > approval.escalation_level
+    ]
+    return found

@@ -1,0 +1,158 @@
+"""Taking one rung of the deadline ladder (registry.escalation): an email, or a timed-out answer.
+
+A rung is recorded as taken only after its email went out, so a sweep that fails halfway is
+simply repeated by the next one; the outbox key per (referral or decision, rung, recipient)
+keeps each message single whatever repeats.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from sqlalchemy.orm import Session
+
+from registry import calendar, cases, outbox
+from registry.catalog import service_label
+from registry.escalation import COORDINATOR, REMINDER, SUPERVISOR, TIMED_OUT, Escalation, due_escalations
+from registry.models import Approval, Referral, Staff
+from registry.timeline import LEVELS
+from tasks import mailer, runtime
+from tasks.approvals import kind_label
+from tasks.log import logger
+from tasks.referrals import answer_links
+from tasks.retry import handoff_task
+from templates import render, weekday
+from yeongye import steering
+
+_RUNG_LABELS = {
+    "ko": {
+        "coordinator": "담당 주거복지사에게 알림",
+        "supervisor": "슈퍼바이저 보고",
+        "timed-out": "연계 종료(기한 초과)",
+    },
+    "en": {"coordinator": "coordinator told", "supervisor": "reported to supervisor", "timed-out": "timed out"},
+}
+
+
+@handoff_task(name="find-escalations", task_run_name="find-escalations")
+def find_escalations() -> list[Escalation]:
+    """The rungs reached today and not yet taken, across every open case."""
+    settings = runtime.settings()
+    with runtime.transaction() as session:
+        return due_escalations(
+            session, calendar.today(runtime.clock()), runtime.business_calendar(session), settings.ladder
+        )
+
+
+@handoff_task(
+    name="escalate", task_run_name="{escalation.case_ref}-{escalation.target}-{escalation.id}-{escalation.level}"
+)
+def escalate(escalation: Escalation) -> str:
+    """Take one rung; returns what happened ("reminder", "coordinator", ..., or "deferred")."""
+    if escalation.target == "referral" and escalation.level == TIMED_OUT:
+        if not _hand_timed_out_answer(escalation):
+            return "deferred"
+    outbox_id = _enqueue_notice(escalation)
+    mailer.deliver(outbox_id)
+    with runtime.transaction() as session:
+        row = session.get(Referral if escalation.target == "referral" else Approval, escalation.id)
+        assert row is not None
+        row.escalation_level = max(row.escalation_level, escalation.level)
+        cases.audit(
+            session,
+            cases.find_case(session, escalation.case_ref),
+            "deadline-sweep",
+            "escalated",
+            target=escalation.target,
+            id=escalation.id,
+            level=LEVELS[escalation.level],
+        )
+    level = LEVELS[escalation.level]
+    logger(escalation.case_ref, escalation.target).info("escalated", id=escalation.id, level=level)
+    return level
+
+
+def _hand_timed_out_answer(escalation: Escalation) -> bool:
+    """Resume the waiting case with a "timed-out" answer, as the UI form would; False if it waits elsewhere now.
+
+    The flow's own code then decides: the next agency of the type, or the coordinator names one.
+    """
+    with runtime.transaction() as session:
+        referral = session.get(Referral, escalation.id)
+        assert referral is not None
+        agency_id = referral.agency_id
+    try:
+        steering.respond(
+            runtime.database(), escalation.case_ref, agency_id=agency_id, status="timed-out", settle_seconds=0
+        )
+    except steering.SteeringError as error:
+        logger(escalation.case_ref, "deadline").info("timeout-deferred", referral=escalation.id, why=str(error))
+        return False
+    return True
+
+
+def _enqueue_notice(escalation: Escalation) -> int:
+    settings = runtime.settings()
+    language = settings.language
+    with runtime.transaction() as session:
+        case = cases.find_case(session, escalation.case_ref)
+        if escalation.target == "referral":
+            referral = session.get(Referral, escalation.id)
+            assert referral is not None
+            what = service_label(referral.service, language)
+            waiting_on = referral.agency.name
+            due, subject_key = referral.due_date, f"{referral.step}-{referral.agency_id}"
+            links = answer_links(case.ref, referral) if escalation.level == REMINDER else None
+            agency_id = referral.agency_id
+            to_agency = escalation.level in (REMINDER, TIMED_OUT)
+            recipient = (referral.agency.id, referral.agency.name, referral.agency.email) if to_agency else None
+        else:
+            approval = session.get(Approval, escalation.id)
+            assert approval is not None
+            approver = session.get(Staff, approval.approver_id)
+            assert approver is not None
+            what, waiting_on = kind_label(approval.kind, language), approver.name
+            due, subject_key, links, agency_id = approval.due_date, approval.key, None, None
+            recipient = (approver.id, approver.name, approver.email) if escalation.level == REMINDER else None
+        if recipient is None:
+            staff = case.coordinator if escalation.level == COORDINATOR else case.supervisor
+            recipient = (staff.id, staff.name, staff.email)
+            agency_id = None
+        recipient_id, recipient_name, recipient_email = recipient
+        level = LEVELS[escalation.level]
+        subject, text, html = render(
+            "deadline",
+            language,
+            level=level,
+            recipient_name=recipient_name,
+            case_ref=case.ref,
+            complex_name=case.complex.name,
+            what=what,
+            waiting_on=waiting_on,
+            due_date=due.isoformat(),
+            due_weekday=weekday(due, language),
+            days_late=max((calendar.today(runtime.clock()) - due).days, 0),
+            next_rung=_next_rung(session, escalation, due, language),
+            links=links,
+            coordinator_name=case.coordinator.name,
+            coordinator_email=case.coordinator.email,
+        )
+        message, _ = outbox.enqueue(
+            session,
+            case,
+            key=outbox.idempotency_key(case.ref, f"{subject_key}-{level}", recipient_id),
+            agency_id=agency_id,
+            draft=outbox.Draft(recipient_email, subject, text, html, reply_to=case.coordinator.email),
+            domain=settings.mail_from.rpartition("@")[2] or "yeongye.local",
+        )
+        return message.id
+
+
+def _next_rung(session: Session, escalation: Escalation, due: dt.date, language: str) -> dict[str, str] | None:
+    """What happens next and when, so each notice says how long there is left."""
+    last = TIMED_OUT if escalation.target == "referral" else SUPERVISOR
+    if escalation.level >= last:
+        return None
+    name = LEVELS[escalation.level + 1]
+    day = runtime.settings().ladder.dates(due, runtime.business_calendar(session))[name]
+    return {"label": _RUNG_LABELS[language][name], "date": day.isoformat()}
