@@ -21,13 +21,21 @@ from registry.models import (
     Case,
     Complex,
     Consent,
+    DisclosureBasis,
     FollowUp,
     Referral,
     Resident,
     Staff,
 )
 
-INTERVENTIONS = ("hoarding",)
+INTERVENTIONS = (
+    "hoarding",
+    "emergency-admission",
+    "administrative-admission",
+    "mh-counselling",
+    "dementia-screening",
+    "mh-program",
+)
 
 # What an answer may say: the FHIR Task.status an agency moves a referral to, or "timed-out",
 # which the deadline sweep gives when nobody answered by the final deadline (FHIR "failed").
@@ -151,17 +159,30 @@ def open_referral(
     service: str,
     due_date: dt.date,
     kind: str = "handoff",
+    legal_basis: str | None = None,
+    outcomes: list[str] | None = None,
 ) -> Referral:
     """Create the referral once; asking again for the same (case, step, agency) returns it.
 
     ``kind`` is "invitation" for a conference invitation: its answer is recorded, not waited for.
+    ``legal_basis`` marks a due date the law sets; ``outcomes`` lists what the agency may report
+    when done (e.g. "converted" / "discharged"), the flow branching on it.
     """
     existing = session.scalar(
         select(Referral).where(Referral.case_id == case.id, Referral.step == step, Referral.agency_id == agency.id)
     )
     if existing:
         return existing
-    referral = Referral(case_id=case.id, step=step, agency_id=agency.id, service=service, due_date=due_date, kind=kind)
+    referral = Referral(
+        case_id=case.id,
+        step=step,
+        agency_id=agency.id,
+        service=service,
+        due_date=due_date,
+        kind=kind,
+        legal_basis=legal_basis,
+        outcomes=outcomes or [],
+    )
     session.add(referral)
     session.flush()
     audit(
@@ -185,19 +206,32 @@ def referrals_in_step(session: Session, case: Case, step: str) -> list[Referral]
 
 
 def record_answer(
-    session: Session, case: Case, referral: Referral, *, status: str, reason: str, actor: str, at: dt.datetime
+    session: Session,
+    case: Case,
+    referral: Referral,
+    *,
+    status: str,
+    reason: str,
+    actor: str,
+    at: dt.datetime,
+    outcome: str = "",
 ) -> bool:
     """Apply an agency's answer; returns False (and changes nothing) when it would be a no-op."""
     if status not in ANSWER_STATUSES:
         raise CaseError(f"status: '{status}'는 허용되지 않습니다; {', '.join(ANSWER_STATUSES)} 중 하나")
     if status in REASON_REQUIRED and not reason.strip():
         raise CaseError("reason: 거절 사유를 입력해야 합니다 (a reason is required)")
+    if status == "completed" and referral.outcomes and outcome not in referral.outcomes:
+        raise CaseError(f"outcome: 결과를 골라야 합니다; {', '.join(referral.outcomes)} 중 하나 (choose an outcome)")
+    if outcome and (status != "completed" or outcome not in referral.outcomes):
+        raise CaseError(f"outcome: '{outcome}'는 이 연계의 결과가 아닙니다 (not an outcome of this referral)")
     if status == "timed-out":
         status, reason = "failed", reason or TIMED_OUT_REASON
     if referral.status in FINAL_STATUSES or referral.status == status:
         return False
     referral.status = status
     referral.reason = reason or None
+    referral.outcome = outcome or None
     referral.updated_at = at
     audit(
         session,
@@ -208,6 +242,7 @@ def record_answer(
         agency=referral.agency_id,
         status=status,
         reason=reason,
+        outcome=outcome,
     )
     return True
 
@@ -271,6 +306,30 @@ def record_consent(
     session.flush()
     audit(session, case, case.coordinator_id, "consent-recorded", status=consent.status, signer=signer, written=written)
     return consent
+
+
+def record_disclosure_basis(session: Session, case: Case, *, agency_types: list[str], basis: str, by: str) -> None:
+    """Record a legal basis for telling these agency types about the resident (once per type)."""
+    known = {
+        row.agency_type for row in session.scalars(select(DisclosureBasis).where(DisclosureBasis.case_id == case.id))
+    }
+    for agency_type in agency_types:
+        if agency_type not in known:
+            session.add(DisclosureBasis(case_id=case.id, agency_type=agency_type, basis=basis, recorded_by=by))
+            audit(session, case, by, "disclosure-basis", agency_type=agency_type, basis=basis)
+    session.flush()
+
+
+def disclosure_basis(session: Session, case: Case, agency_type: str) -> str | None:
+    """Why this agency type may learn about the resident: written consent, a recorded legal basis, or None."""
+    consent = active_consent(session, case)
+    if consent is not None and agency_type in consent.agency_types:
+        return "written-consent"
+    return session.scalar(
+        select(DisclosureBasis.basis).where(
+            DisclosureBasis.case_id == case.id, DisclosureBasis.agency_type == agency_type
+        )
+    )
 
 
 def active_consent(session: Session, case: Case) -> Consent | None:

@@ -30,6 +30,7 @@ GROUPS: dict[str, tuple[str, str]] = {
 
 _T3 = "table3"
 _T2 = "table2"
+_MHA = "mh-act"  # bodies the Mental Health Welfare Act (정신건강복지법) gives a part in admissions
 
 AGENCY_TYPES: tuple[AgencyTypeInfo, ...] = (
     AgencyTypeInfo("district-office", "public", "동·구청", "District / ward office", _T3),
@@ -70,6 +71,13 @@ AGENCY_TYPES: tuple[AgencyTypeInfo, ...] = (
     AgencyTypeInfo("public-health-center", "health", "보건소", "Public health centre", _T2),
     AgencyTypeInfo("family-center", "welfare", "건강가정지원센터", "Healthy family support centre", _T2),
     AgencyTypeInfo("cleaning-coop", "other", "협동조합(청소·방역)", "Cleaning and disinfection cooperative", _T2),
+    AgencyTypeInfo("psychiatric-hospital", "health", "정신의료기관", "Psychiatric hospital", _MHA),
+    AgencyTypeInfo("designated-hospital", "health", "지정정신의료기관", "Designated psychiatric hospital", _MHA),
+    AgencyTypeInfo("fire-119", "public", "119 구급대", "119 ambulance service", _MHA),
+    AgencyTypeInfo(
+        "admission-review-committee", "health", "입원적합성심사위원회", "Admission appropriateness committee", _MHA
+    ),
+    AgencyTypeInfo("mh-review-board", "public", "정신건강심사위원회", "Mental health review board", _MHA),
 )
 
 AGENCY_TYPE_CODES = frozenset(t.code for t in AGENCY_TYPES)
@@ -90,7 +98,50 @@ SERVICES: dict[str, tuple[str, str]] = {
     "counselling-tidying": ("상담 및 정리수납 교육", "counselling and tidying education"),
     "follow-up-visit": ("사후관리 방문", "follow-up visit"),
     "monitoring-visit": ("모니터링 및 재접근 방문", "monitoring and re-approach visit"),
+    "emergency-consent": ("응급입원 동의(경찰관)", "consent to emergency admission (police officer)"),
+    "escort": ("정신의료기관 호송", "escort to the psychiatric hospital"),
+    "emergency-hold": ("응급입원 및 전문의 진단", "emergency admission and psychiatric diagnosis"),
+    "guardian-notice": ("보호의무자 서면 통지", "written notice to the guardian"),
+    "admin-application": ("진단과 보호 신청(정신건강전문요원)", "application for diagnosis and protection"),
+    "diagnosis-referral": ("전문의 진단 의뢰", "referral for psychiatric diagnosis"),
+    "diagnostic-admission": ("진단입원 및 전문의 2인 진단", "diagnostic admission and two psychiatrists' findings"),
+    "admission-notice": ("입원 통지(환자·보호의무자, 심사청구권 안내)", "admission notice with the right to review"),
+    "appropriateness-report": ("입원적합성심사위원회 신고", "report to the admission appropriateness committee"),
+    "appropriateness-review": ("입원적합성 심사", "admission appropriateness review"),
+    "release-review": ("퇴원 또는 입원기간 연장 심사", "release or extension review"),
+    "mh-registration": ("정신건강복지센터 등록·사례관리", "registration and case management at the centre"),
+    "support-plan": ("재활·사회적응 지원계획", "rehabilitation and community support plan"),
+    "mh-counselling": ("정신건강 상담", "mental-health counselling"),
+    "dementia-screening": ("치매 선별검사", "dementia screening"),
+    "dementia-follow-up": ("치매 사후관리", "dementia follow-up"),
+    "mh-program": ("마음건강 교육 프로그램 운영", "mind-health education programme"),
 }
+
+# Services whose very name is health information: an agency without consent or a recorded legal
+# basis sees a neutral label instead (정신건강복지법 §71, PIPA §23 sensitive data).
+HEALTH_SERVICES = frozenset(
+    {
+        "mental-health",
+        "treatment-linkage",
+        "emergency-consent",
+        "escort",
+        "emergency-hold",
+        "guardian-notice",
+        "admin-application",
+        "diagnosis-referral",
+        "diagnostic-admission",
+        "admission-notice",
+        "appropriateness-report",
+        "appropriateness-review",
+        "release-review",
+        "mh-registration",
+        "support-plan",
+        "mh-counselling",
+        "dementia-screening",
+        "dementia-follow-up",
+    }
+)
+NEUTRAL_SERVICE = ("사례 지원 협조", "case support")
 
 # Answer time per handoff, in Korean business days: the default, and agency types that differ
 # (safety agencies answer the same or next day; building works need time to be scheduled).

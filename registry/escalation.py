@@ -42,8 +42,16 @@ class Ladder:
                 f"and reminder_before >= 0 (got {self})"
             )
 
-    def dates(self, due: dt.date, days: BusinessCalendar) -> dict[str, dt.date]:
-        """The day each rung is reached, e.g. for showing a case's next escalation."""
+    def dates(self, due: dt.date, days: BusinessCalendar, *, legal: bool = False) -> dict[str, dt.date]:
+        """The day each rung is reached, e.g. for showing a case's next escalation.
+
+        A legal clock (e.g. a 3-day emergency hold) runs on calendar days and ends on its day:
+        the coordinator is warned the day before and on the day, and the day after it has run out
+        the waiting flow gets "timed-out" (its own code decides, e.g. discharge).
+        """
+        if legal:
+            after = due + dt.timedelta(days=1)
+            return {"reminder": due - dt.timedelta(days=1), "coordinator": due, "supervisor": after, "timed-out": after}
         return {
             "reminder": days.add_business_days(due, -self.reminder_before),
             "coordinator": days.add_business_days(due, self.coordinator_after),
@@ -51,9 +59,10 @@ class Ladder:
             "timed-out": days.add_business_days(due, self.final_after),
         }
 
-    def level_on(self, today: dt.date, due: dt.date, days: BusinessCalendar) -> int:
+    def level_on(self, today: dt.date, due: dt.date, days: BusinessCalendar, *, legal: bool = False) -> int:
         """The highest rung reached on ``today`` (0 if none)."""
-        reached = [level for level, day in enumerate(self.dates(due, days).values(), start=1) if today >= day]
+        rungs = self.dates(due, days, legal=legal).values()
+        reached = [level for level, day in enumerate(rungs, start=1) if today >= day]
         return max(reached, default=0)
 
 
@@ -89,7 +98,8 @@ def due_escalations(session: Session, today: dt.date, days: BusinessCalendar, la
     found = [
         Escalation("referral", referral.id, case_ref, level)
         for case_ref, referral in referrals
-        if (level := ladder.level_on(today, referral.due_date, days)) > referral.escalation_level
+        if (level := ladder.level_on(today, referral.due_date, days, legal=bool(referral.legal_basis)))
+        > referral.escalation_level
     ]
     found += [
         Escalation("approval", approval.id, case_ref, level)

@@ -155,6 +155,12 @@ class Referral(Base):
     kind: Mapped[str] = mapped_column(String(16), default="handoff", server_default="handoff")
     # How far the deadline ladder has gone (registry.escalation.LEVELS); 0 = nothing sent yet.
     escalation_level: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # A due date the law sets (e.g. "정신건강복지법 §50③"): it is warned about before it runs out,
+    # and it runs out on its day, not business days later.
+    legal_basis: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    # The outcomes the agency may report when done (e.g. converted / discharged), and the one it did.
+    outcomes: Mapped[list[str]] = mapped_column(default=list, server_default="[]")
+    outcome: Mapped[str | None] = mapped_column(String(48), nullable=True)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=_utc_now)
     updated_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=_utc_now)
 
@@ -194,6 +200,23 @@ class Consent(Base):
     status: Mapped[str] = mapped_column(String(16))
     recorded_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=_utc_now)
     withdrawn_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+class DisclosureBasis(Base):
+    """A legal basis, other than consent, for telling an agency type about the resident.
+
+    E.g. 정신건강복지법 §50 for the police and the hospital in an emergency admission, or §52② for
+    notifying the 정신건강복지센터 of a discharge without consent. Recorded, never assumed.
+    """
+
+    __tablename__ = "disclosure_basis"
+    __table_args__ = (UniqueConstraint("case_id", "agency_type"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("case.id"))
+    agency_type: Mapped[str] = mapped_column(ForeignKey("agency_type.code"))
+    basis: Mapped[str] = mapped_column(String(128))
+    recorded_by: Mapped[str] = mapped_column(String(64))
+    recorded_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=_utc_now)
 
 
 class FollowUp(Base):

@@ -8,6 +8,7 @@ keeps each message single whatever repeats.
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import dataclass
 
 from sqlalchemy.orm import Session
 
@@ -19,7 +20,7 @@ from registry.timeline import LEVELS
 from tasks import mailer, runtime
 from tasks.approvals import kind_label
 from tasks.log import logger
-from tasks.referrals import answer_links
+from tasks.referrals import answer_links, shown_service
 from tasks.retry import handoff_task
 from templates import render, weekday
 from yeongye import steering
@@ -52,8 +53,8 @@ def escalate(escalation: Escalation) -> str:
     if escalation.target == "referral" and escalation.level == TIMED_OUT:
         if not _hand_timed_out_answer(escalation):
             return "deferred"
-    outbox_id = _enqueue_notice(escalation)
-    mailer.deliver(outbox_id)
+    for outbox_id in _enqueue_notices(escalation):
+        mailer.deliver(outbox_id)
     with runtime.transaction() as session:
         row = session.get(Referral if escalation.target == "referral" else Approval, escalation.id)
         assert row is not None
@@ -91,68 +92,87 @@ def _hand_timed_out_answer(escalation: Escalation) -> bool:
     return True
 
 
-def _enqueue_notice(escalation: Escalation) -> int:
+def _enqueue_notices(escalation: Escalation) -> list[int]:
+    """Write the rung's emails to the outbox: who hears of it depends on the rung and the clock."""
     settings = runtime.settings()
     language = settings.language
     with runtime.transaction() as session:
         case = cases.find_case(session, escalation.case_ref)
+        coordinator = _Recipient(case.coordinator.id, case.coordinator.name, case.coordinator.email)
+        supervisor = _Recipient(case.supervisor.id, case.supervisor.name, case.supervisor.email)
         if escalation.target == "referral":
             referral = session.get(Referral, escalation.id)
             assert referral is not None
-            what = service_label(referral.service, language)
-            waiting_on = referral.agency.name
-            due, subject_key = referral.due_date, f"{referral.step}-{referral.agency_id}"
+            agency = referral.agency
+            to_agency = _Recipient(agency.id, agency.name, agency.email, agency_id=agency.id)
+            legal_basis = referral.legal_basis or ""
+            ladder = (
+                {REMINDER: [to_agency, coordinator], COORDINATOR: [coordinator], TIMED_OUT: [coordinator, supervisor]}
+                if legal_basis
+                else {REMINDER: [to_agency], COORDINATOR: [coordinator], TIMED_OUT: [to_agency]}
+            )
+            recipients = ladder.get(escalation.level, [supervisor])
+            what_for_staff = service_label(referral.service, language)
+            what_for_agency = shown_service(session, case, referral, language)
+            waiting_on, due, subject_key = agency.name, referral.due_date, f"{referral.step}-{referral.agency_id}"
             links = answer_links(case.ref, referral) if escalation.level == REMINDER else None
-            agency_id = referral.agency_id
-            to_agency = escalation.level in (REMINDER, TIMED_OUT)
-            recipient = (referral.agency.id, referral.agency.name, referral.agency.email) if to_agency else None
         else:
             approval = session.get(Approval, escalation.id)
             assert approval is not None
             approver = session.get(Staff, approval.approver_id)
             assert approver is not None
-            what, waiting_on = kind_label(approval.kind, language), approver.name
-            due, subject_key, links, agency_id = approval.due_date, approval.key, None, None
-            recipient = (approver.id, approver.name, approver.email) if escalation.level == REMINDER else None
-        if recipient is None:
-            staff = case.coordinator if escalation.level == COORDINATOR else case.supervisor
-            recipient = (staff.id, staff.name, staff.email)
-            agency_id = None
-        recipient_id, recipient_name, recipient_email = recipient
+            ladder = {REMINDER: [_Recipient(approver.id, approver.name, approver.email)], COORDINATOR: [coordinator]}
+            recipients = ladder.get(escalation.level, [supervisor])
+            what_for_staff = what_for_agency = kind_label(approval.kind, language)
+            waiting_on, due, subject_key, links, legal_basis = approver.name, approval.due_date, approval.key, None, ""
         level = LEVELS[escalation.level]
-        subject, text, html = render(
-            "deadline",
-            language,
-            level=level,
-            recipient_name=recipient_name,
-            case_ref=case.ref,
-            complex_name=case.complex.name,
-            what=what,
-            waiting_on=waiting_on,
-            due_date=due.isoformat(),
-            due_weekday=weekday(due, language),
-            days_late=max((calendar.today(runtime.clock()) - due).days, 0),
-            next_rung=_next_rung(session, escalation, due, language),
-            links=links,
-            coordinator_name=case.coordinator.name,
-            coordinator_email=case.coordinator.email,
-        )
-        message, _ = outbox.enqueue(
-            session,
-            case,
-            key=outbox.idempotency_key(case.ref, f"{subject_key}-{level}", recipient_id),
-            agency_id=agency_id,
-            draft=outbox.Draft(recipient_email, subject, text, html, reply_to=case.coordinator.email),
-            domain=settings.mail_from.rpartition("@")[2] or "yeongye.local",
-        )
-        return message.id
+        outbox_ids = []
+        for recipient in recipients:
+            subject, text, html = render(
+                "deadline",
+                language,
+                level=level,
+                legal_basis=legal_basis,
+                recipient_name=recipient.name,
+                case_ref=case.ref,
+                complex_name=case.complex.name,
+                what=what_for_agency if recipient.agency_id else what_for_staff,
+                waiting_on=waiting_on,
+                due_date=due.isoformat(),
+                due_weekday=weekday(due, language),
+                days_late=max((calendar.today(runtime.clock()) - due).days, 0),
+                next_rung=_next_rung(session, escalation, due, legal_basis, language),
+                links=links if recipient.agency_id else None,
+                coordinator_name=case.coordinator.name,
+                coordinator_email=case.coordinator.email,
+            )
+            message, _ = outbox.enqueue(
+                session,
+                case,
+                key=outbox.idempotency_key(case.ref, f"{subject_key}-{level}", recipient.id),
+                agency_id=recipient.agency_id,
+                draft=outbox.Draft(recipient.email, subject, text, html, reply_to=case.coordinator.email),
+                domain=settings.mail_from.rpartition("@")[2] or "yeongye.local",
+            )
+            outbox_ids.append(message.id)
+        return outbox_ids
 
 
-def _next_rung(session: Session, escalation: Escalation, due: dt.date, language: str) -> dict[str, str] | None:
+@dataclass(frozen=True)
+class _Recipient:
+    id: str
+    name: str
+    email: str
+    agency_id: str | None = None
+
+
+def _next_rung(
+    session: Session, escalation: Escalation, due: dt.date, legal_basis: str, language: str
+) -> dict[str, str] | None:
     """What happens next and when, so each notice says how long there is left."""
     last = TIMED_OUT if escalation.target == "referral" else SUPERVISOR
     if escalation.level >= last:
         return None
+    dates = runtime.settings().ladder.dates(due, runtime.business_calendar(session), legal=bool(legal_basis))
     name = LEVELS[escalation.level + 1]
-    day = runtime.settings().ladder.dates(due, runtime.business_calendar(session))[name]
-    return {"label": _RUNG_LABELS[language][name], "date": day.isoformat()}
+    return {"label": _RUNG_LABELS[language][name], "date": dates[name].isoformat()}

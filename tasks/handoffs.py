@@ -7,12 +7,13 @@ in the same order and receives the answers already given.
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass
 
 from tasks import waits
 from tasks.approvals import kind_label, record_consent, record_decision, request_approval
 from tasks.case import enter_stage, publish_timeline
-from tasks.referrals import Handoff, notify_agency, open_referral, record_answer, refer_to_agency
+from tasks.referrals import DEFAULT_TERMS, Handoff, Terms, notify_agency, open_referral, record_answer, refer_to_agency
 from tasks.runtime import settings
 from tasks.waits import Form
 
@@ -92,7 +93,62 @@ def _await_answers(case_ref: str, step: str, waiting: dict[str, Handoff], due_mo
             publish_timeline(case_ref, f"{step}-{turn}")
 
 
-def _coordinator_names_agency(case_ref: str, step: str, service: str, agency_type: str) -> Handoff | None:
+@dataclass(frozen=True)
+class Outcome:
+    """What one agency reported for a step: completed (with an outcome), rejected, or failed (timed out)."""
+
+    status: str
+    outcome: str = ""
+    agency_id: str = ""
+
+
+def await_outcome(
+    case_ref: str,
+    step: str,
+    need: Need,
+    *,
+    outcomes: tuple[str, ...] = (),
+    due: dt.date | None = None,
+    legal_basis: str = "",
+) -> Outcome:
+    """Refer a step to one agency and wait for what it reports; the flow decides what follows.
+
+    Unlike ``hand_off`` nothing is rerouted: a decline, or a legal deadline that ran out (the
+    deadline sweep answers "timed-out"), is returned for the flow's own branch. ``due`` fixes the
+    due date (a legal clock) instead of the agency type's default.
+    """
+    enter_stage(case_ref, step)
+    terms = Terms(due.isoformat() if due else "", legal_basis, outcomes)
+    handoff = (
+        refer_to_agency(case_ref, step, need.agency_id, need.service, terms)
+        if need.agency_id
+        else open_referral(case_ref, step, need.agency_type, need.service, terms=terms)
+    )
+    if handoff is None:
+        handoff = _coordinator_names_agency(case_ref, step, need.service, need.agency_type, terms)
+    if handoff is None:
+        return Outcome("skipped")
+    notify_agency(case_ref, handoff)
+    publish_timeline(case_ref, step)
+    turn = 0
+    while True:
+        turn += 1
+        key = waits.wait_key("answer", step, turn)
+        answer = waits.wait_for(
+            waits.answer_form([handoff.agency_id], outcomes),
+            key,
+            f"**{case_ref}** · `{step}` 단계 기관 보고를 입력하세요 (agency report)."
+            + (f"\n\n결과 (outcomes): {', '.join(outcomes)}" if outcomes else ""),
+        )
+        reported = getattr(answer, "outcome", "")
+        status = record_answer(case_ref, step, answer.agency_id, answer.status, answer.reason, key, reported)
+        if status in ("completed", "rejected", "failed"):
+            return Outcome(status, reported if status == "completed" else "", handoff.agency_id)
+
+
+def _coordinator_names_agency(
+    case_ref: str, step: str, service: str, agency_type: str, terms: Terms = DEFAULT_TERMS
+) -> Handoff | None:
     """No agency of the type is left: the coordinator names another one, or skips the need."""
     turn = 0
     while True:
@@ -111,7 +167,7 @@ def _coordinator_names_agency(case_ref: str, step: str, service: str, agency_typ
         if not choice.agency_id:
             record_decision(case_ref, key, False, choice.reason or "건너뜀 (skipped)", "", key)
             return None
-        handoff = refer_to_agency(case_ref, step, choice.agency_id, service)
+        handoff = refer_to_agency(case_ref, step, choice.agency_id, service, terms)
         if handoff is not None:
             record_decision(case_ref, key, True, choice.reason, "", key)
             return handoff

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from sqlalchemy.orm import Session
 
 from registry import calendar, cases, links, outbox
-from registry.catalog import SERVICES, due_business_days, service_label
+from registry.catalog import HEALTH_SERVICES, NEUTRAL_SERVICE, SERVICES, due_business_days, service_label
 from registry.models import Agency, Case, Referral, Resident
 from tasks import mailer, runtime
 from tasks.log import logger
@@ -35,9 +35,31 @@ def _handoff(referral: Referral) -> Handoff:
     return Handoff(referral.id, referral.step, referral.agency_id, referral.agency.type_code, referral.service)
 
 
+@dataclass(frozen=True)
+class Terms:
+    """What a referral asks beyond the service: a due date the law fixes, the outcomes to report.
+
+    ``due`` (ISO date) replaces the agency type's business-day default; ``legal_basis`` names the
+    provision that sets it, so the deadline sweep warns before it runs out and times it out on its day.
+    """
+
+    due: str = ""
+    legal_basis: str = ""
+    outcomes: tuple[str, ...] = ()
+
+
+DEFAULT_TERMS = Terms()
+
+
 @handoff_task(name="open-referral", task_run_name="{step}-open-{agency_type}")
 def open_referral(
-    case_ref: str, step: str, agency_type: str, service: str, due_months: int = 0, turn: int = 0
+    case_ref: str,
+    step: str,
+    agency_type: str,
+    service: str,
+    due_months: int = 0,
+    turn: int = 0,
+    terms: Terms = DEFAULT_TERMS,
 ) -> Handoff | None:
     """Refer the case to the best agency of a type not yet asked in this step (None if none is left).
 
@@ -52,24 +74,39 @@ def open_referral(
         agency = cases.choose_agency(session, case, agency_type, step)
         if agency is None:
             return None
-        due = _due_date(session, agency, due_months)
-        referral = cases.open_referral(session, case, step=step, agency=agency, service=service, due_date=due)
+        referral = _open(session, case, step, agency, service, terms, due_months)
         if due_months:
             cases.plan_follow_up(session, case, key=step, referral=referral)
         return _handoff(referral)
 
 
 @handoff_task(name="refer-to-named-agency", task_run_name="{step}-open-{agency_id}")
-def refer_to_agency(case_ref: str, step: str, agency_id: str, service: str) -> Handoff | None:
+def refer_to_agency(
+    case_ref: str, step: str, agency_id: str, service: str, terms: Terms = DEFAULT_TERMS
+) -> Handoff | None:
     """Refer to an agency the coordinator named (None if no such active agency exists)."""
     with runtime.transaction() as session:
         case = cases.find_case(session, case_ref)
         agency = session.get(Agency, agency_id)
         if agency is None or not agency.active:
             return None
-        due = _due_date(session, agency)
-        referral = cases.open_referral(session, case, step=step, agency=agency, service=service, due_date=due)
-        return _handoff(referral)
+        return _handoff(_open(session, case, step, agency, service, terms))
+
+
+def _open(
+    session: Session, case: Case, step: str, agency: Agency, service: str, terms: Terms, due_months: int = 0
+) -> Referral:
+    due = dt.date.fromisoformat(terms.due) if terms.due else _due_date(session, agency, due_months)
+    return cases.open_referral(
+        session,
+        case,
+        step=step,
+        agency=agency,
+        service=service,
+        due_date=due,
+        legal_basis=terms.legal_basis or None,
+        outcomes=list(terms.outcomes),
+    )
 
 
 def _due_date(session: Session, agency: Agency, due_months: int = 0) -> dt.date:
@@ -90,7 +127,9 @@ def notify_agency(case_ref: str, handoff: Handoff) -> str:
         referral = session.get(Referral, handoff.referral_id)
         assert referral is not None
         agency = referral.agency
-        resident = disclosable_resident(session, case, agency)
+        basis = cases.disclosure_basis(session, case, agency.type_code)
+        resident = case.resident if basis else None
+        health = referral.service in HEALTH_SERVICES
         links = answer_links(case.ref, referral)
         subject, text, html = render(
             "referral",
@@ -98,8 +137,8 @@ def notify_agency(case_ref: str, handoff: Handoff) -> str:
             case_ref=case.ref,
             agency_name=agency.name,
             complex_name=case.complex.name,
-            service=service_label(referral.service, language),
-            step=referral.step,
+            service=shown_service(session, case, referral, language),
+            step=referral.step if basis or not health else "-",
             due_date=referral.due_date.isoformat(),
             due_weekday=weekday(referral.due_date, language),
             resident=resident,
@@ -115,15 +154,15 @@ def notify_agency(case_ref: str, handoff: Handoff) -> str:
             draft=outbox.Draft(agency.email, subject, text, html, reply_to=case.coordinator.email),
             domain=settings.mail_from.rpartition("@")[2] or "yeongye.local",
         )
-        if resident and created:
+        if basis and created:
             cases.audit(
                 session,
                 case,
                 case.coordinator_id,
                 "disclosure",
                 agency=agency.id,
-                fields=["name", "building", "unit", "phone"],
-                basis="written-consent",
+                fields=["name", "building", "unit", "phone", *(["health"] if health else [])],
+                basis=basis,
             )
         outbox_id = message.id
     status = mailer.deliver(outbox_id)
@@ -144,15 +183,31 @@ def answer_links(case_ref: str, referral: Referral) -> dict[str, str]:
 
 
 def disclosable_resident(session: Session, case: Case, agency: Agency) -> Resident | None:
-    """The resident's details, only if their written consent covers this kind of agency."""
-    consent = cases.active_consent(session, case)
-    if consent is None or agency.type_code not in consent.agency_types:
-        return None
-    return case.resident
+    """The resident's details, only if written consent or a recorded legal basis covers this kind of agency."""
+    return case.resident if cases.disclosure_basis(session, case, agency.type_code) else None
+
+
+def shown_service(session: Session, case: Case, referral: Referral, language: str) -> str:
+    """The service as the agency may read it: a health service is named only with consent or a legal basis."""
+    if referral.service in HEALTH_SERVICES and not cases.disclosure_basis(session, case, referral.agency.type_code):
+        ko, en = NEUTRAL_SERVICE
+        return ko if language == "ko" else en
+    return service_label(referral.service, language)
+
+
+@handoff_task(name="record-legal-basis", task_run_name="legal-basis-{basis}")
+def record_legal_basis(case_ref: str, agency_types: list[str], basis: str) -> str:
+    """Record the law that lets these agency types learn about the resident in this case (e.g. §50)."""
+    with runtime.transaction() as session:
+        case = cases.find_case(session, case_ref)
+        cases.record_disclosure_basis(session, case, agency_types=agency_types, basis=basis, by=case.coordinator_id)
+    return basis
 
 
 @handoff_task(name="record-answer", task_run_name="{step}-answer-{agency_id}")
-def record_answer(case_ref: str, step: str, agency_id: str, status: str, reason: str, key: str) -> str:
+def record_answer(
+    case_ref: str, step: str, agency_id: str, status: str, reason: str, key: str, outcome: str = ""
+) -> str:
     """Apply an agency's answer; returns the referral's status afterwards, or "invalid".
 
     ``key`` names the wait the answer came through, so two identical answers given at
@@ -172,6 +227,7 @@ def record_answer(case_ref: str, step: str, agency_id: str, status: str, reason:
                 reason=reason,
                 actor=agency_id,
                 at=runtime.clock().now(),
+                outcome=outcome,
             )
         except cases.CaseError as error:
             cases.audit(session, case, agency_id, "invalid-input", wait=key, error=str(error))

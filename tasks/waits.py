@@ -88,12 +88,23 @@ class ConferenceMinutes(RunInput):
     )
 
 
-def answer_form(agency_ids: list[str]) -> type[RunInput]:
-    """The agency-answer form, with a drop-down of the agencies this step still waits for."""
+def answer_form(agency_ids: list[str], outcomes: tuple[str, ...] = ()) -> type[RunInput]:
+    """The agency-answer form, with a drop-down of the agencies this step still waits for.
+
+    A step whose result the flow branches on (``outcomes``, e.g. converted / discharged) also asks
+    which outcome the agency reports when it answers "completed".
+    """
     agency_choice = Literal[tuple(agency_ids)]  # type: ignore[valid-type]
+    extra = {}
+    if outcomes:
+        extra["outcome"] = (
+            Literal[("", *outcomes)],  # type: ignore[valid-type]
+            Field(default="", title="결과 (outcome)", description="completed일 때 반드시 선택: " + ", ".join(outcomes)),
+        )
     return create_model(  # type: ignore[call-overload, no-any-return]
         "AgencyAnswer",
         __base__=RunInput,
+        **extra,
         agency_id=(agency_choice, Field(title="기관 (agency)", description="답변한 기관")),
         status=(
             Literal["accepted", "rejected", "completed", "timed-out"],

@@ -64,7 +64,7 @@ def _count(session: Session, model: type) -> int:
 def test_sample_loads_whole_district(db: Database) -> None:
     report = load_registry(db, SAMPLE_PATH)
 
-    assert report == LoadReport(agency_types=38, complexes=6, agencies=43, staff=7, residents=18)
+    assert report == LoadReport(agency_types=43, complexes=6, agencies=49, staff=7, residents=18)
     with db.transaction() as session:
         agencies = session.scalars(select(Agency)).all()
         assert {a.type_code for a in agencies} == AGENCY_TYPE_CODES
@@ -76,7 +76,7 @@ def test_sample_loads_whole_district(db: Database) -> None:
         assert sorted(s.complex_code or "" for s in coordinators) == sorted(HOUSEHOLDS)
         audit = session.scalars(select(AuditEntry)).one()
         assert audit.action == "registry-load"
-        assert audit.detail == {"agency_types": 38, "complexes": 6, "agencies": 43, "staff": 7, "residents": 18}
+        assert audit.detail == {"agency_types": 43, "complexes": 6, "agencies": 49, "staff": 7, "residents": 18}
 
 
 def test_loading_twice_creates_no_duplicates(sqlite_db: Database) -> None:

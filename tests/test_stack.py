@@ -162,10 +162,10 @@ def test_stack_up_down_and_again(stack_dir: Path) -> None:
         names = " ".join(" ".join(p.info["cmdline"] or []) for p in running)
         assert "postgres" in names and "prefect server start" in names and "prefect worker start" in names
 
-        # The deadline sweep is deployed on a business-hours schedule, and `yeongye deadlines` runs it now.
+        # The deadline sweep is deployed on an hourly schedule, and `yeongye deadlines` runs it now.
         sweep = httpx.get(f"{api}/deployments/name/deadlines/deadlines", timeout=10).json()
         assert [(s["schedule"]["cron"], s["schedule"]["timezone"]) for s in sweep["schedules"]] == [
-            ("0 9-18 * * 1-5", "Asia/Seoul")
+            ("0 8-20 * * *", "Asia/Seoul")
         ]
         started_sweep = subprocess.run(
             [str(Path(sys.executable).parent / "yeongye"), "deadlines"],

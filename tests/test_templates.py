@@ -43,6 +43,7 @@ def test_consented_details_are_shown_and_html_escaped() -> None:
 
 
 DEADLINE = dict(
+    legal_basis="",
     recipient_name="담당자",
     case_ref="C-2026-0007",
     complex_name="가온 영구임대 D단지",

@@ -112,16 +112,23 @@ def create_app(settings: Settings, db: Database, prefect_api_url: str) -> FastAP
             if claim.purpose != "accept"
             else ""
         )
-        form = f"<form method='post'>{reason}<button type='submit'>{_ACTIONS[claim.purpose]}</button></form>"
+        choices = "".join(f"<option value='{escape(o)}'>{escape(o)}</option>" for o in referral.outcomes)
+        outcome = (
+            f"<p><label>결과 (outcome)<br><select name='outcome' required>{choices}</select></label></p>"
+            if claim.purpose == "done" and referral.outcomes
+            else ""
+        )
+        form = f"<form method='post'>{outcome}{reason}<button type='submit'>{_ACTIONS[claim.purpose]}</button></form>"
         return _page("연계 답변 (referral answer)", summary(claim, referral) + form)
 
     @app.post("/answer/{token}", response_class=HTMLResponse)
     async def answer(token: str, request: Request) -> HTMLResponse:
         # Browsers post forms as UTF-8 without saying so; Starlette's form parser would assume latin-1.
-        reason = parse_qs((await request.body()).decode("utf-8")).get("reason", [""])[0]
-        return await run_in_threadpool(record, token, reason)
+        fields = parse_qs((await request.body()).decode("utf-8"))
+        reason, outcome = fields.get("reason", [""])[0], fields.get("outcome", [""])[0]
+        return await run_in_threadpool(record, token, reason, outcome)
 
-    def record(token: str, reason: str) -> HTMLResponse:
+    def record(token: str, reason: str, outcome: str = "") -> HTMLResponse:
         found = claim_and_referral(token)
         if isinstance(found, HTMLResponse):
             return found
@@ -133,7 +140,12 @@ def create_app(settings: Settings, db: Database, prefect_api_url: str) -> FastAP
         try:
             with temporary_settings({PREFECT_API_URL: prefect_api_url}):
                 steering.respond(
-                    db, claim.case_ref, agency_id=referral.agency_id, status=claim.status, reason=reason.strip()
+                    db,
+                    claim.case_ref,
+                    agency_id=referral.agency_id,
+                    status=claim.status,
+                    reason=reason.strip(),
+                    outcome=outcome if claim.purpose == "done" else "",
                 )
         except (steering.SteeringError, cases.CaseError) as error:
             return _page("답변을 기록하지 못했습니다 (answer not recorded)", f"<p>{escape(str(error))}</p>", 409)

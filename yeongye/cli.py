@@ -324,14 +324,19 @@ def approve(
 def respond(
     ref: str = typer.Argument(..., help="사례 번호 / case reference"),
     agency: str = typer.Option(..., "--agency", help="기관 ID / agency id"),
-    status: str = typer.Option(..., "--status", help="accepted | rejected | completed"),
+    status: str = typer.Option(..., "--status", help="accepted | rejected | completed | timed-out"),
     reason: str = typer.Option("", "--reason", help="사유·결과 (거절 시 필수)"),
+    outcome: str = typer.Option(
+        "", "--outcome", help="결과가 정해진 단계의 결과, 예: discharged / converted-voluntary"
+    ),
 ) -> None:
     """기관의 답변(수락·거절·완료)을 기록합니다 (UI 입력 양식과 같음)."""
     settings = get_settings()
     try:
         with _prefect(settings):
-            wait = steering.respond(_database(settings), ref, agency_id=agency, status=status, reason=reason)
+            wait = steering.respond(
+                _database(settings), ref, agency_id=agency, status=status, reason=reason, outcome=outcome
+            )
     except (steering.SteeringError, cases.CaseError) as error:
         raise _fail(str(error)) from None
     console.print(f"{ref}: {agency} → {status} (sent to {wait.key})")

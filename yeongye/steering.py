@@ -193,9 +193,19 @@ def approve(
 
 
 def respond(
-    db: Database, case_ref: str, *, agency_id: str, status: str, reason: str = "", settle_seconds: float = 30
+    db: Database,
+    case_ref: str,
+    *,
+    agency_id: str,
+    status: str,
+    reason: str = "",
+    outcome: str = "",
+    settle_seconds: float = 30,
 ) -> Wait:
-    """Record an agency's answer (accepted / rejected / completed / timed-out) to the referral the case waits on."""
+    """Record an agency's answer (accepted / rejected / completed / timed-out) to the referral the case waits on.
+
+    A step whose result the flow branches on takes its ``outcome`` with "completed".
+    """
     if status not in cases.ANSWER_STATUSES:
         raise SteeringError(f"--status: {', '.join(cases.ANSWER_STATUSES)} 중 하나여야 합니다")
     if status in cases.REASON_REQUIRED and not reason.strip():
@@ -212,8 +222,21 @@ def respond(
         raise SteeringError(
             f"--agency: '{agency_id}'는 이 사례가 기다리는 기관이 아닙니다; 대기 중: {', '.join(wait.agencies)}"
         )
-    _resume(wait, {"agency_id": agency_id, "status": status, "reason": reason})
+    outcomes = _outcomes(db, case_ref, wait.step, agency_id)
+    if outcome and outcome not in outcomes or status == "completed" and outcomes and not outcome:
+        raise SteeringError(
+            f"--outcome: 이 연계의 결과는 {', '.join(outcomes) or '없음'} 중 하나입니다 "
+            "(completed와 함께; with completed)"
+        )
+    run_input = {"agency_id": agency_id, "status": status, "reason": reason}
+    _resume(wait, {**run_input, "outcome": outcome} if outcomes else run_input)
     return wait
+
+
+def _outcomes(db: Database, case_ref: str, step: str, agency_id: str) -> list[str]:
+    with db.transaction() as session:
+        referral = cases.find_referral(session, cases.find_case(session, case_ref), step, agency_id)
+        return list(referral.outcomes) if referral else []
 
 
 def schedule_conference(

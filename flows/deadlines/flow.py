@@ -1,7 +1,8 @@
-"""The deadline sweep: every business hour, move each unanswered handoff and decision up its ladder.
+"""The deadline sweep: every hour of the day, move each unanswered handoff and decision up its ladder.
 
 reminder (before due) → coordinator → supervisor → timed-out (handoffs only: the waiting case gets
-a "timed-out" answer and its own flow decides what comes next). The rules and dates live in
+a "timed-out" answer and its own flow decides what comes next). Legal clocks (e.g. a 3-day
+emergency hold) run on weekends too, hence hourly every day. The rules and dates live in
 registry/escalation.py; each rung is one task (tasks/escalation.py).
 """
 
