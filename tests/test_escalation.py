@@ -10,7 +10,7 @@ from flows.deadlines.flow import deadlines
 from registry import cases
 from registry.calendar import SEOUL, BusinessCalendar, FixedClock, SystemClock
 from registry.db import Database
-from registry.escalation import SUPERVISOR, Ladder, due_escalations
+from registry.escalation import SUPERVISOR, TIMED_OUT, Ladder, due_escalations
 from registry.models import AuditEntry
 from tasks import runtime
 from tests.driving import deploy_hoarding, run_once
@@ -120,3 +120,16 @@ def test_a_ladder_out_of_order_is_refused() -> None:
         assert "coordinator_after < supervisor_after" in str(error)
     else:
         raise AssertionError("an inverted ladder was accepted")
+
+
+def test_legal_clocks_run_on_calendar_days_and_run_out_on_their_day() -> None:
+    """A hold ending on Saturday 2026-09-26 (추석) is warned on Friday and times out on Sunday."""
+    due, days = dt.date(2026, 9, 26), BusinessCalendar()
+    assert Ladder().dates(due, days, legal=True) == {
+        "reminder": dt.date(2026, 9, 25),
+        "coordinator": dt.date(2026, 9, 26),
+        "supervisor": dt.date(2026, 9, 27),
+        "timed-out": dt.date(2026, 9, 27),
+    }
+    assert Ladder().level_on(dt.date(2026, 9, 27), due, days, legal=True) == TIMED_OUT
+    assert Ladder().level_on(dt.date(2026, 9, 27), due, days) == 1  # a business-day ladder is only at its reminder
