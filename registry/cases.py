@@ -14,6 +14,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from registry.catalog import HEALTH_SERVICES, NEUTRAL_SERVICE, service_label
 from registry.models import (
     Agency,
     Approval,
@@ -36,6 +37,8 @@ INTERVENTIONS = (
     "dementia-screening",
     "mh-program",
 )
+# Interventions for a complex rather than one resident (a joint programme): their case has no resident.
+GROUP_INTERVENTIONS = ("mh-program",)
 
 # What an answer may say: the FHIR Task.status an agency moves a referral to, or "timed-out",
 # which the deadline sweep gives when nobody answered by the final deadline (FHIR "failed").
@@ -61,14 +64,61 @@ def find_case(session: Session, ref: str) -> Case:
 
 
 def open_case(
-    session: Session, *, intervention: str, complex_code: str, resident_ref: str, opened_at: dt.datetime
+    session: Session, *, intervention: str, complex_code: str, resident_ref: str | None, opened_at: dt.datetime
 ) -> Case:
-    """Validate a launch request and create the case; raises ``CaseError`` naming the bad field."""
+    """Validate a launch request and create the case; raises ``CaseError`` naming the bad field.
+
+    A group intervention (``GROUP_INTERVENTIONS``) is for the whole complex and takes no resident;
+    every other intervention needs one.
+    """
     if intervention not in INTERVENTIONS:
         raise CaseError(f"intervention: 알 수 없는 개입 유형 '{intervention}' (unknown intervention)")
     complex_ = session.get(Complex, complex_code)
     if complex_ is None:
         raise CaseError(f"--complex: 단지 '{complex_code}'가 등록되어 있지 않습니다 (unknown complex)")
+    if intervention in GROUP_INTERVENTIONS:
+        if resident_ref:
+            raise CaseError(
+                f"--resident: {intervention}은 단지 단위 개입이라 입주민을 지정하지 않습니다 "
+                "(a group intervention takes no resident)"
+            )
+    else:
+        _check_resident(session, intervention, complex_code, resident_ref)
+    coordinator = session.scalar(
+        select(Staff).where(Staff.role == "coordinator", Staff.complex_code == complex_code).order_by(Staff.id)
+    )
+    supervisor = session.scalar(select(Staff).where(Staff.role == "supervisor").order_by(Staff.id))
+    if coordinator is None or supervisor is None:
+        raise CaseError(
+            f"--complex: {complex_code}단지에 담당 주거복지사 또는 슈퍼바이저가 없습니다 (no coordinator/supervisor)"
+        )
+    # The number comes from the row id, so concurrent launches never race for the same one.
+    case = Case(
+        ref=f"new-{uuid.uuid4().hex[:16]}",  # replaced below, once the row has its id
+        intervention=intervention,
+        complex_code=complex_code,
+        resident_ref=resident_ref or None,
+        coordinator_id=coordinator.id,
+        supervisor_id=supervisor.id,
+        opened_at=opened_at,
+    )
+    session.add(case)
+    try:
+        session.flush()
+    except IntegrityError as error:  # a simultaneous launch for the same resident won the race
+        raise CaseError(
+            f"--resident: 입주민 '{resident_ref}'에게 진행 중인 {intervention} 사례가 있습니다 "
+            f"(an open {intervention} case already exists)"
+        ) from error
+    case.ref = f"C-{opened_at.year}-{case.id:04d}"
+    session.flush()
+    return case
+
+
+def _check_resident(session: Session, intervention: str, complex_code: str, resident_ref: str | None) -> None:
+    """A resident intervention needs a registered resident of the complex with no open case of its kind."""
+    if not resident_ref:
+        raise CaseError(f"--resident: {intervention}에는 입주민을 지정해야 합니다 (a resident is required)")
     resident = session.get(Resident, resident_ref)
     if resident is None:
         raise CaseError(f"--resident: 입주민 '{resident_ref}'가 등록되어 있지 않습니다 (unknown resident)")
@@ -87,35 +137,6 @@ def open_case(
             f"--resident: 입주민 '{resident_ref}'에게 진행 중인 {intervention} 사례 {open_ref}가 있습니다 "
             f"(an open {intervention} case already exists)"
         )
-    coordinator = session.scalar(
-        select(Staff).where(Staff.role == "coordinator", Staff.complex_code == complex_code).order_by(Staff.id)
-    )
-    supervisor = session.scalar(select(Staff).where(Staff.role == "supervisor").order_by(Staff.id))
-    if coordinator is None or supervisor is None:
-        raise CaseError(
-            f"--complex: {complex_code}단지에 담당 주거복지사 또는 슈퍼바이저가 없습니다 (no coordinator/supervisor)"
-        )
-    # The number comes from the row id, so concurrent launches never race for the same one.
-    case = Case(
-        ref=f"new-{uuid.uuid4().hex[:16]}",  # replaced below, once the row has its id
-        intervention=intervention,
-        complex_code=complex_code,
-        resident_ref=resident_ref,
-        coordinator_id=coordinator.id,
-        supervisor_id=supervisor.id,
-        opened_at=opened_at,
-    )
-    session.add(case)
-    try:
-        session.flush()
-    except IntegrityError as error:  # a simultaneous launch for the same resident won the race
-        raise CaseError(
-            f"--resident: 입주민 '{resident_ref}'에게 진행 중인 {intervention} 사례가 있습니다 "
-            f"(an open {intervention} case already exists)"
-        ) from error
-    case.ref = f"C-{opened_at.year}-{case.id:04d}"
-    session.flush()
-    return case
 
 
 def attach_flow_run(session: Session, case: Case, flow_run_id: str) -> None:
@@ -330,6 +351,14 @@ def disclosure_basis(session: Session, case: Case, agency_type: str) -> str | No
             DisclosureBasis.case_id == case.id, DisclosureBasis.agency_type == agency_type
         )
     )
+
+
+def shown_service(session: Session, case: Case, referral: Referral, language: str) -> str:
+    """The service as the agency may read it: a health service is named only with consent or a legal basis."""
+    if referral.service in HEALTH_SERVICES and not disclosure_basis(session, case, referral.agency.type_code):
+        ko, en = NEUTRAL_SERVICE
+        return ko if language == "ko" else en
+    return service_label(referral.service, language)
 
 
 def active_consent(session: Session, case: Case) -> Consent | None:

@@ -115,6 +115,7 @@ SERVICES: dict[str, tuple[str, str]] = {
     "dementia-screening": ("치매 선별검사", "dementia screening"),
     "dementia-follow-up": ("치매 사후관리", "dementia follow-up"),
     "mh-program": ("마음건강 교육 프로그램 운영", "mind-health education programme"),
+    "mh-program-report": ("마음건강 교육 프로그램 결과 보고 확인", "mind-health programme report (acknowledge)"),
 }
 
 # Services whose very name is health information: an agency without consent or a recorded legal

@@ -124,7 +124,8 @@ class Case(Base):
     status: Mapped[str] = mapped_column(String(16), default="open")
     stage: Mapped[str] = mapped_column(String(32), default="intake")
     complex_code: Mapped[str] = mapped_column(ForeignKey("complex.code"))
-    resident_ref: Mapped[str] = mapped_column(ForeignKey("resident.ref"))
+    # None for a group intervention (a programme for a complex, registry.cases.GROUP_INTERVENTIONS).
+    resident_ref: Mapped[str | None] = mapped_column(ForeignKey("resident.ref"), nullable=True)
     coordinator_id: Mapped[str] = mapped_column(ForeignKey("staff.id"))
     supervisor_id: Mapped[str] = mapped_column(ForeignKey("staff.id"))
     flow_run_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
@@ -133,7 +134,7 @@ class Case(Base):
     closed_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
 
     complex: Mapped[Complex] = relationship()
-    resident: Mapped[Resident] = relationship()
+    resident: Mapped[Resident | None] = relationship()
     coordinator: Mapped[Staff] = relationship(foreign_keys=[coordinator_id])
     supervisor: Mapped[Staff] = relationship(foreign_keys=[supervisor_id])
 
@@ -249,6 +250,51 @@ class Conference(Base):
     roles: Mapped[list[dict[str, Any]]] = mapped_column(default=list)
     held: Mapped[bool | None] = mapped_column(Boolean, nullable=True)
     recorded_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+class ProgramSession(Base):
+    """One session of a group programme (e.g. a monthly 마음건강 교육): planned, then held or cancelled."""
+
+    __tablename__ = "program_session"
+    __table_args__ = (UniqueConstraint("case_id", "number"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("case.id"))
+    number: Mapped[int] = mapped_column(Integer)
+    planned_on: Mapped[dt.date] = mapped_column(Date)
+    # planned, then held or cancelled (why it was cancelled is the reason of its decision).
+    status: Mapped[str] = mapped_column(String(16), default="planned", server_default="planned")
+    recorded_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+class ProgramParticipant(Base):
+    """A resident invited to or enrolled in a programme: personal data, so it lives here and only here.
+
+    ``priority`` is the invitation rank (isolated residents first); None for a resident who joined
+    without an invitation.
+    """
+
+    __tablename__ = "program_participant"
+    __table_args__ = (UniqueConstraint("case_id", "resident_ref"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("case.id"))
+    resident_ref: Mapped[str] = mapped_column(ForeignKey("resident.ref"))
+    priority: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    status: Mapped[str] = mapped_column(String(16), default="invited", server_default="invited")
+    invited_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    enrolled_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+    resident: Mapped[Resident] = relationship()
+
+
+class ProgramAttendance(Base):
+    """Who attended a session (recorded by the coordinator with ``yeongye program attend``)."""
+
+    __tablename__ = "program_attendance"
+    __table_args__ = (UniqueConstraint("session_id", "resident_ref"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    session_id: Mapped[int] = mapped_column(ForeignKey("program_session.id"))
+    resident_ref: Mapped[str] = mapped_column(ForeignKey("resident.ref"))
+    recorded_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=_utc_now)
 
 
 class OutboxMessage(Base):

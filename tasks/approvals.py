@@ -15,6 +15,14 @@ from templates import render, weekday
 DECISION_DUE_BUSINESS_DAYS = 3
 
 KIND_LABELS: dict[str, tuple[str, str]] = {
+    "emergency-doctor-consent": (
+        "응급입원에 대한 의사의 동의 기록 (정신건강복지법 §50①; 동의하지 않으면 반려와 사유)",
+        "record the doctor's consent to emergency admission (§50①; reject with a reason if not given)",
+    ),
+    "mh-aftercare-exception": (
+        "동의 없는 정신건강복지센터 통보 예외 확인 (§52②: 전문의 소견, 거부 시 §52④ 심사위원회 심사)",
+        "confirm the exception to consent for notifying the centre (§52②; review board if refused, §52④)",
+    ),
     "consent": ("입주민·보호의무자 서면 동의 기록", "record the written consent of resident or guardian"),
     "conference": ("통합사례회의 결과 기록", "record the integrated case conference"),
     "conference-schedule": ("통합사례회의 일시·장소 정하기", "schedule the integrated case conference"),
@@ -22,6 +30,9 @@ KIND_LABELS: dict[str, tuple[str, str]] = {
     "budget": ("주거환경개선 예산 집행 승인", "approve the remediation budget"),
     "closure": ("사례 종결 승인", "approve closing the case"),
     "reroute": ("연계 기관 재지정", "name the next agency"),
+    "program-plan": ("공동 프로그램 계획·예산 승인", "approve the joint programme's plan and budget"),
+    "program-recruitment": ("프로그램 참여자 모집 완료 확인", "confirm that recruitment is complete"),
+    "program-session": ("프로그램 회기 진행 확인 (출석 기록 후)", "confirm the session was held (after attendance)"),
 }
 
 
@@ -31,6 +42,11 @@ KIND_COMMANDS: dict[str, str] = {
     "conference-minutes": (
         "yeongye conference minutes {case_ref} --file minutes.txt --role AGENCY_ID=SERVICE …"
         ' (or --not-proceeding --reason "…")'
+    ),
+    "program-recruitment": "yeongye program enrol {case_ref} --resident R-… ; yeongye approve {case_ref}",
+    "program-session": (
+        "yeongye program attend {case_ref} --session N --resident R-… ; yeongye approve {case_ref}"
+        ' (열리지 않았으면 / not held: --reject --reason "…")'
     ),
 }
 

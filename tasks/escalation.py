@@ -20,7 +20,7 @@ from registry.timeline import LEVELS
 from tasks import mailer, runtime
 from tasks.approvals import kind_label
 from tasks.log import logger
-from tasks.referrals import answer_links, shown_service
+from tasks.referrals import answer_links
 from tasks.retry import handoff_task
 from templates import render, weekday
 from yeongye import steering
@@ -113,7 +113,7 @@ def _enqueue_notices(escalation: Escalation) -> list[int]:
             )
             recipients = ladder.get(escalation.level, [supervisor])
             what_for_staff = service_label(referral.service, language)
-            what_for_agency = shown_service(session, case, referral, language)
+            what_for_agency = cases.shown_service(session, case, referral, language)
             waiting_on, due, subject_key = agency.name, referral.due_date, f"{referral.step}-{referral.agency_id}"
             links = answer_links(case.ref, referral) if escalation.level == REMINDER else None
         else:

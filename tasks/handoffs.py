@@ -13,7 +13,16 @@ from dataclasses import dataclass
 from tasks import waits
 from tasks.approvals import kind_label, record_consent, record_decision, request_approval
 from tasks.case import enter_stage, publish_timeline
-from tasks.referrals import DEFAULT_TERMS, Handoff, Terms, notify_agency, open_referral, record_answer, refer_to_agency
+from tasks.referrals import (
+    DEFAULT_TERMS,
+    Handoff,
+    Notice,
+    Terms,
+    notify_agency,
+    open_referral,
+    record_answer,
+    refer_to_agency,
+)
 from tasks.runtime import settings
 from tasks.waits import Form
 
@@ -110,12 +119,14 @@ def await_outcome(
     outcomes: tuple[str, ...] = (),
     due: dt.date | None = None,
     legal_basis: str = "",
+    notice: Notice | None = None,
 ) -> Outcome:
     """Refer a step to one agency and wait for what it reports; the flow decides what follows.
 
     Unlike ``hand_off`` nothing is rerouted: a decline, or a legal deadline that ran out (the
     deadline sweep answers "timed-out"), is returned for the flow's own branch. ``due`` fixes the
-    due date (a legal clock) instead of the agency type's default.
+    due date (a legal clock) instead of the agency type's default; ``notice`` is a written notice
+    the law requires, which the agency's email carries for it to hand on.
     """
     enter_stage(case_ref, step)
     terms = Terms(due.isoformat() if due else "", legal_basis, outcomes)
@@ -128,7 +139,7 @@ def await_outcome(
         handoff = _coordinator_names_agency(case_ref, step, need.service, need.agency_type, terms)
     if handoff is None:
         return Outcome("skipped")
-    notify_agency(case_ref, handoff)
+    notify_agency(case_ref, handoff, notice)
     publish_timeline(case_ref, step)
     turn = 0
     while True:
@@ -174,10 +185,12 @@ def _coordinator_names_agency(
         record_decision(case_ref, key, False, f"unknown agency '{choice.agency_id}'", "", key)
 
 
-def ask(case_ref: str, key: str, kind: str, approver_role: str = "supervisor") -> bool:
+def ask(case_ref: str, key: str, kind: str, approver_role: str = "supervisor", *, due_after: str = "") -> bool:
     """Ask the supervisor (or coordinator) to decide; True if approved.
 
-    A rejection without a reason is not a decision: the form is shown again.
+    A rejection without a reason is not a decision: the form is shown again. ``due_after`` (ISO
+    date) counts the due date from that day, for a decision that cannot come earlier (a session
+    held next month is confirmed after it).
     """
     approval_key = waits.wait_key("decision", key)
     enter_stage(case_ref, kind, approval_key)
@@ -193,6 +206,7 @@ def ask(case_ref: str, key: str, kind: str, approver_role: str = "supervisor") -
             approver_role,
             waits.Decision,
             f"**{case_ref}** · {kind_label(kind, settings().language)}\n\n반려할 때는 사유를 입력하세요.",
+            due_after=due_after,
         )
         status = record_decision(case_ref, approval_key, decision.approved, decision.reason, decision.decided_by, wait)
         if status != "invalid":
@@ -238,7 +252,7 @@ def obtain_consent(case_ref: str, attempt: int, agency_types: list[str], purpose
         "coordinator",
         waits.ConsentDecision,
         f"**{case_ref}** · 입주민 또는 보호의무자의 **서면 동의**를 기록하세요 "
-        "(record written consent; refusal never leads to cleaning).",
+        "(record written consent; a refusal is respected and never overridden).",
     )
     given = record_consent(case_ref, wait, answer.given, answer.signer, answer.written, agency_types, purpose)
     return ConsentOutcome(given=given, signer=answer.signer)

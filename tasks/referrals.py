@@ -9,10 +9,11 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
+from markupsafe import Markup
 from sqlalchemy.orm import Session
 
 from registry import calendar, cases, links, outbox
-from registry.catalog import HEALTH_SERVICES, NEUTRAL_SERVICE, SERVICES, due_business_days, service_label
+from registry.catalog import HEALTH_SERVICES, SERVICES, due_business_days
 from registry.models import Agency, Case, Referral, Resident
 from tasks import mailer, runtime
 from tasks.log import logger
@@ -49,6 +50,23 @@ class Terms:
 
 
 DEFAULT_TERMS = Terms()
+
+
+@dataclass(frozen=True)
+class Notice:
+    """A written notice the law requires (e.g. 정신건강복지법 §50⑥), carried in the referral email.
+
+    The agency that must give it (hospital, district office) receives its text, rendered from
+    ``templates/<language>/<template>``. Only codes, ISO dates and an agency id travel through
+    Prefect; the text holds what the provision requires and nothing about the person.
+    """
+
+    template: str  # "notice_guardian" | "notice_admission"
+    provision: str  # e.g. "정신건강복지법 §50⑥"
+    reason: str  # a code the template words, e.g. "emergency-admission"
+    first_day: str
+    last_day: str
+    place: str = ""  # agency id of the hospital; empty: the agency the email goes to
 
 
 @handoff_task(name="open-referral", task_run_name="{step}-open-{agency_type}")
@@ -118,8 +136,11 @@ def _due_date(session: Session, agency: Agency, due_months: int = 0) -> dt.date:
 
 
 @handoff_task(name="notify-agency", task_run_name="{handoff.step}-notify-{handoff.agency_id}")
-def notify_agency(case_ref: str, handoff: Handoff) -> str:
-    """Email the agency about its referral, through the outbox (sent once, whatever replays)."""
+def notify_agency(case_ref: str, handoff: Handoff, notice: Notice | None = None) -> str:
+    """Email the agency about its referral, through the outbox (sent once, whatever replays).
+
+    A ``notice`` the agency must hand on is included only where a basis covers the agency.
+    """
     settings = runtime.settings()
     language = settings.language
     with runtime.transaction() as session:
@@ -137,11 +158,14 @@ def notify_agency(case_ref: str, handoff: Handoff) -> str:
             case_ref=case.ref,
             agency_name=agency.name,
             complex_name=case.complex.name,
-            service=shown_service(session, case, referral, language),
+            service=cases.shown_service(session, case, referral, language),
             step=referral.step if basis or not health else "-",
             due_date=referral.due_date.isoformat(),
             due_weekday=weekday(referral.due_date, language),
             resident=resident,
+            basis=basis,
+            complex_wide=case.resident_ref is None,
+            notice=_render_notice(session, notice, agency, language) if basis and notice else None,
             links=links,
             coordinator_name=case.coordinator.name,
             coordinator_email=case.coordinator.email,
@@ -161,13 +185,33 @@ def notify_agency(case_ref: str, handoff: Handoff) -> str:
                 case.coordinator_id,
                 "disclosure",
                 agency=agency.id,
-                fields=["name", "building", "unit", "phone", *(["health"] if health else [])],
+                fields=["name", "building", "unit", "phone"]
+                + (["health"] if health else [])
+                + (["notice"] if notice else []),
                 basis=basis,
             )
         outbox_id = message.id
     status = mailer.deliver(outbox_id)
     logger(case_ref, handoff.step).info("agency-notified", agency=handoff.agency_id, outbox_id=outbox_id, status=status)
     return status
+
+
+def _render_notice(session: Session, notice: Notice, agency: Agency, language: str) -> dict[str, str]:
+    """The notice's title, plain text and HTML, for the referral email to quote."""
+    place = session.get(Agency, notice.place) if notice.place else agency
+    first, last = dt.date.fromisoformat(notice.first_day), dt.date.fromisoformat(notice.last_day)
+    title, text, html = render(
+        notice.template,
+        language,
+        provision=notice.provision,
+        reason=notice.reason,
+        first_day=notice.first_day,
+        first_weekday=weekday(first, language),
+        last_day=notice.last_day,
+        last_weekday=weekday(last, language),
+        place=place.name if place else notice.place,
+    )
+    return {"title": title, "text": text, "html": Markup(html)}
 
 
 def answer_links(case_ref: str, referral: Referral) -> dict[str, str]:
@@ -185,14 +229,6 @@ def answer_links(case_ref: str, referral: Referral) -> dict[str, str]:
 def disclosable_resident(session: Session, case: Case, agency: Agency) -> Resident | None:
     """The resident's details, only if written consent or a recorded legal basis covers this kind of agency."""
     return case.resident if cases.disclosure_basis(session, case, agency.type_code) else None
-
-
-def shown_service(session: Session, case: Case, referral: Referral, language: str) -> str:
-    """The service as the agency may read it: a health service is named only with consent or a legal basis."""
-    if referral.service in HEALTH_SERVICES and not cases.disclosure_basis(session, case, referral.agency.type_code):
-        ko, en = NEUTRAL_SERVICE
-        return ko if language == "ko" else en
-    return service_label(referral.service, language)
 
 
 @handoff_task(name="record-legal-basis", task_run_name="legal-basis-{basis}")

@@ -7,11 +7,13 @@ from __future__ import annotations
 
 import smtplib
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import aiosmtplib
 from prefect import Task, task
-from prefect.cache_policies import INPUTS, RUN_ID
+from prefect.cache_policies import INPUTS, RUN_ID, CachePolicy
+from prefect.context import TaskRunContext
 from prefect.tasks import exponential_backoff
 from sqlalchemy.exc import DBAPIError, OperationalError
 
@@ -43,16 +45,26 @@ def _retry_only_transient(_task: Task[Any, Any], _task_run: Any, state: Any) -> 
     return False
 
 
+@dataclass
+class TaskName(CachePolicy):
+    """The task's name: two different tasks called with equal inputs in one run must not share a result."""
+
+    def compute_key(
+        self, task_ctx: TaskRunContext, inputs: dict[str, Any], flow_parameters: dict[str, Any], **kwargs: Any
+    ) -> str | None:
+        return task_ctx.task.name if task_ctx else None
+
+
 F = TypeVar("F", bound=Callable[..., Any])
 
 
 def handoff_task(*, name: str, task_run_name: str) -> Callable[[F], F]:
     """A task whose result is persisted and replayed on resume.
 
-    The cache key is the inputs plus the flow run id, without the task's source, so a case
-    suspended for months still replays its finished steps after the code is redeployed. The
-    flip side: two calls with equal inputs in one run share a result, so a task called
-    repeatedly takes an argument (a turn, a wait key) that tells the calls apart.
+    The cache key is the task's name, its inputs and the flow run id, without the task's source,
+    so a case suspended for months still replays its finished steps after the code is redeployed.
+    The flip side: two calls of one task with equal inputs in one run share a result, so a task
+    called repeatedly takes an argument (a turn, a wait key) that tells the calls apart.
     """
 
     def decorate(fn: F) -> F:
@@ -61,7 +73,7 @@ def handoff_task(*, name: str, task_run_name: str) -> Callable[[F], F]:
             name=name,
             task_run_name=task_run_name,
             persist_result=True,
-            cache_policy=INPUTS + RUN_ID,
+            cache_policy=TaskName() + INPUTS + RUN_ID,
             retries=4,
             retry_delay_seconds=exponential_backoff(backoff_factor=2),
             retry_jitter_factor=0.2,

@@ -10,8 +10,10 @@ import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 from uuid import UUID
 
+from prefect import Flow
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.objects import FlowRun
 from prefect.exceptions import Pause
@@ -36,11 +38,11 @@ def read_run(flow_run_id: str | UUID) -> FlowRun:
         return client.read_flow_run(UUID(str(flow_run_id)))
 
 
-def run_once(flow_run_id: str) -> FlowRun:
+def run_once(flow_run_id: str, flow: Flow[..., Any] = hoarding) -> FlowRun:
     """Execute the flow run in this process until it suspends or finishes."""
     flow_run = read_run(flow_run_id)
     try:
-        run_flow(hoarding, flow_run=flow_run, parameters=flow_run.parameters)
+        run_flow(flow, flow_run=flow_run, parameters=flow_run.parameters)
     except Pause:
         pass
     return read_run(flow_run_id)
@@ -89,10 +91,10 @@ def conference_slot(db: Database, business_days: int = 2) -> tuple[str, str, str
     return day.isoformat(), "14:00", CONFERENCE_PLACE
 
 
-def drive(script: Script, flow_run_id: str, *, max_waits: int = 80) -> FlowRun:
+def drive(script: Script, flow_run_id: str, *, max_waits: int = 80, flow: Flow[..., Any] = hoarding) -> FlowRun:
     """Run the case in-process, answering each wait, until its flow run finishes."""
     for _ in range(max_waits):
-        flow_run = run_once(flow_run_id)
+        flow_run = run_once(flow_run_id, flow)
         if flow_run.state and flow_run.state.is_final():
             return flow_run
         script.answer(steering.current_wait(script.db, script.case_ref))

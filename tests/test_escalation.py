@@ -59,7 +59,9 @@ def test_unanswered_handoffs_climb_the_ladder_across_holidays_then_the_flow_move
             for _ in range(5):
                 taken = deadlines()
                 run_once(launched.flow_run_id)
-                if "deferred" not in taken:
+                if _coordinator_skips_a_timed_out_need(registry, launched.case_ref):
+                    run_once(launched.flow_run_id)
+                elif "deferred" not in taken:
                     break
             _first_seen(mail, seen, day)
             day += dt.timedelta(days=1)
@@ -89,9 +91,22 @@ def test_unanswered_handoffs_climb_the_ladder_across_holidays_then_the_flow_move
         assert sorted(d["level"] for d in escalated) == sorted(
             ["reminder", "coordinator", "supervisor", "timed-out"] * 2
         )
-    # The only 관리사무소 timed out: the case now waits for the coordinator to name another or skip.
+        # The only 관리사무소 timed out: the coordinator was asked to name another and skipped it.
+        skipped = session.scalars(
+            select(AuditEntry.detail).where(AuditEntry.case_id == case.id, AuditEntry.action == "approval-decided")
+        ).all()
+        assert [d["key"] for d in skipped] == ["reroute-assessment-management-office-1"]
     wait = steering.current_wait(registry, launched.case_ref)
-    assert wait.kind == "reroute" and "management-office" in wait.key
+    assert wait.kind == "answer" and wait.agencies == ["gaon-cc-2"]
+
+
+def _coordinator_skips_a_timed_out_need(registry: Database, case_ref: str) -> bool:
+    """When no agency of a timed-out type is left, the coordinator skips it (as `yeongye respond` would)."""
+    wait = steering.current_wait(registry, case_ref, settle_seconds=0)
+    if wait.kind != "reroute":
+        return False
+    steering.respond(registry, case_ref, agency_id="", status="accepted", reason="대체 기관 없음 (none left)")
+    return True
 
 
 def test_decisions_are_escalated_but_never_timed_out(registry: Database) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import smtplib
@@ -16,7 +17,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from email.message import EmailMessage
 from pathlib import Path
 
@@ -24,7 +25,7 @@ import httpx
 import psutil
 import pytest
 
-from yeongye.mailcapture import read_captured
+from yeongye.mailcapture import CapturedMail, read_captured
 
 pytestmark = [pytest.mark.stack, pytest.mark.timeout(400)]
 
@@ -86,6 +87,36 @@ def _wait_ready(proc: subprocess.Popen[bytes], data_dir: Path, output: Path, tim
             return info
         time.sleep(0.2)
     raise AssertionError(f"stack not ready in {timeout} s:\n{output.read_text()}")
+
+
+def _cli(data_dir: Path, prefect_port: int, smtp_port: int) -> Callable[..., str]:
+    """Run `yeongye ...` against the running stack as a user would; returns its output."""
+
+    def run(*args: str) -> str:
+        done = subprocess.run(
+            [str(Path(sys.executable).parent / "yeongye"), *args],
+            env=_stack_env(data_dir, prefect_port, smtp_port),
+            capture_output=True,
+            text=True,
+            timeout=90,
+        )
+        assert done.returncode == 0, f"yeongye {' '.join(args)}: {done.stdout}{done.stderr}"
+        return done.stdout
+
+    return run
+
+
+def _case_ref(launch_output: str) -> str:
+    found = re.search(r"C-\d{4}-\d{4}", launch_output)
+    assert found, launch_output
+    return found.group(0)
+
+
+def _wait_for_mail(data_dir: Path, wanted: Callable[[CapturedMail], bool], timeout: float = 90) -> None:
+    deadline = time.monotonic() + timeout
+    while not any(wanted(m) for m in read_captured(data_dir / "mail")):
+        assert time.monotonic() < deadline, [(m.to, m.subject) for m in read_captured(data_dir / "mail")]
+        time.sleep(0.5)
 
 
 def _stack_processes(data_dir: Path) -> list[psutil.Process]:
@@ -167,19 +198,32 @@ def test_stack_up_down_and_again(stack_dir: Path) -> None:
         assert [(s["schedule"]["cron"], s["schedule"]["timezone"]) for s in sweep["schedules"]] == [
             ("0 8-20 * * *", "Asia/Seoul")
         ]
-        started_sweep = subprocess.run(
-            [str(Path(sys.executable).parent / "yeongye"), "deadlines"],
-            env=_stack_env(data_dir, prefect_port, smtp_port),
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
-        assert started_sweep.returncode == 0, started_sweep.stdout + started_sweep.stderr
-        sweep_run = started_sweep.stdout.strip().rsplit("/", 1)[-1]
+        yeongye = _cli(data_dir, prefect_port, smtp_port)
+        sweep_run = yeongye("deadlines").strip().rsplit("/", 1)[-1]
         deadline = time.monotonic() + 90
         while (state := httpx.get(f"{api}/flow_runs/{sweep_run}", timeout=10).json()["state"]["type"]) != "COMPLETED":
             assert state not in ("FAILED", "CRASHED") and time.monotonic() < deadline, state
             time.sleep(1)
+
+        # Every intervention runs on the stack as the hoarding flow does: launch, email, resume.
+        yeongye("registry", "load-sample")
+        launched = {
+            intervention: _case_ref(yeongye("launch", intervention, "--complex", "B", *resident))
+            for intervention, resident in (
+                ("emergency-admission", ["--resident", "R-B-001"]),
+                ("administrative-admission", ["--resident", "R-B-002"]),
+                ("mh-counselling", ["--resident", "R-B-003"]),
+                ("dementia-screening", ["--resident", "R-B-001"]),
+                ("mh-program", []),
+            )
+        }
+        for case_ref in launched.values():
+            _wait_for_mail(data_dir, lambda m, ref=case_ref: m.headers.get("X-Yeongye-Case") == ref)
+        emergency = launched["emergency-admission"]
+        yeongye("approve", emergency)  # the coordinator records the doctor's consent
+        _wait_for_mail(
+            data_dir, lambda m: m.headers.get("X-Yeongye-Case") == emergency and "police1@example.org" in m.to
+        )
     finally:
         if proc.poll() is None:
             first_stop = _stop(proc, data_dir, output)
@@ -194,7 +238,7 @@ def test_stack_up_down_and_again(stack_dir: Path) -> None:
         variable = httpx.get(f"{info['prefect_api_url']}/variables/name/stack_test", timeout=10)
         assert variable.status_code == 200 and variable.json()["value"] == "첫 실행"
         assert "데이터베이스 생성" not in output.read_text()
-        assert len(read_captured(data_dir / "mail")) == 1
+        assert "스택 메일 확인" in [m.subject for m in read_captured(data_dir / "mail")]
     finally:
         if proc.poll() is None:
             second_stop = _stop(proc, data_dir, output)

@@ -70,14 +70,20 @@ def create_app(settings: Settings, db: Database, prefect_api_url: str) -> FastAP
             if referral is None or case_id != referral.case_id or invitation_done:
                 status, message = _REFUSALS["mismatch"]
                 return _page("연계 답변 (referral answer)", f"<p>{message}</p>", status)
+            # The page shows what the agency's email showed: a health service only with consent or a legal basis.
+            shown[referral.id] = cases.shown_service(session, cases.find_case(session, claim.case_ref), referral, "ko")
             session.expunge(referral)
         return claim, referral
 
+    shown: dict[int, str] = {}
+
     def summary(claim: links.Claim, referral: Referral) -> str:
+        service = shown.get(referral.id, "")
+        step = referral.step if service == service_label(referral.service, "ko") else "-"
         return (
             f"<table><tr><th align='left'>사례 (case)</th><td>{escape(claim.case_ref)}</td></tr>"
-            f"<tr><th align='left'>요청 (request)</th><td>{escape(service_label(referral.service, 'ko'))}</td></tr>"
-            f"<tr><th align='left'>단계 (step)</th><td>{escape(referral.step)}</td></tr>"
+            f"<tr><th align='left'>요청 (request)</th><td>{escape(service)}</td></tr>"
+            f"<tr><th align='left'>단계 (step)</th><td>{escape(step)}</td></tr>"
             f"{meeting(referral)}"
             f"<tr><th align='left'>기한 (due)</th><td>{referral.due_date.isoformat()}</td></tr>"
             f"<tr><th align='left'>현재 상태 (status)</th><td>{escape(referral.status)}</td></tr></table>"

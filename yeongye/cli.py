@@ -20,7 +20,7 @@ from rich.console import Console
 from rich.table import Table
 from sqlalchemy import select
 
-from registry import calendar, cases, deadlines
+from registry import calendar, cases, deadlines, programs
 from registry.db import Database
 from registry.loader import SAMPLE_PATH, RegistryLoadError, load_registry
 from registry.models import Case, HolidayOverride, Resident
@@ -38,6 +38,8 @@ registry_app = typer.Typer(help="기관·단지·입주민 등록부 / the regis
 app.add_typer(registry_app, name="registry")
 conference_app = typer.Typer(help="통합사례회의: 일정, 회의 결과·역할 / case conferences", no_args_is_help=True)
 app.add_typer(conference_app, name="conference")
+program_app = typer.Typer(help="단지 공동 프로그램: 참여자 등록, 출석 / group programmes", no_args_is_help=True)
+app.add_typer(program_app, name="program")
 
 console = Console()
 errors = Console(stderr=True)
@@ -101,7 +103,7 @@ def up(
 
 @registry_app.command("load-sample")
 def load_sample() -> None:
-    """가상의 '가온구' 예시 등록부(기관 38종, 단지 A–F, 입주민)를 싣습니다 / load the sample district."""
+    """가상의 '가온구' 예시 등록부(기관 43종, 단지 A–F, 입주민)를 싣습니다 / load the sample district."""
     _load(SAMPLE_PATH)
 
 
@@ -125,16 +127,32 @@ def _load(path: Path) -> None:
 
 @app.command()
 def launch(
-    intervention: str = typer.Argument(..., help="개입 유형 / intervention (hoarding)"),
+    intervention: str = typer.Argument(..., help="개입 유형 / intervention (hoarding, mh-counselling, mh-program …)"),
     complex_code: str = typer.Option(..., "--complex", help="단지 코드 / complex code, e.g. D"),
-    resident: str = typer.Option(..., "--resident", help="입주민 참조번호 / resident reference, e.g. R-D-001"),
+    resident: str | None = typer.Option(
+        None,
+        "--resident",
+        help="입주민 참조번호 / resident reference, e.g. R-D-001 (단지 단위 프로그램에는 없음 / none for a programme)",
+    ),
+    sessions: int | None = typer.Option(
+        None, "--sessions", help="프로그램 회기 수(매월) / monthly sessions of a programme (mh-program, 기본 3)"
+    ),
 ) -> None:
     """사례를 열고 개입 flow를 시작합니다 / open a case and start its intervention flow."""
     settings = get_settings()
+    parameters: dict[str, int] = {}
+    if sessions is not None:
+        if intervention not in cases.GROUP_INTERVENTIONS:
+            raise _fail(f"--sessions: 단지 단위 프로그램에만 씁니다 (only for {', '.join(cases.GROUP_INTERVENTIONS)})")
+        if not 1 <= sessions <= programs.MAX_SESSIONS:
+            raise _fail(f"--sessions: 1–{programs.MAX_SESSIONS} 사이여야 합니다 (1 to {programs.MAX_SESSIONS})")
+        parameters["sessions"] = sessions
     db = _database(settings)
     try:
         with _prefect(settings):
-            launched = steering.launch(db, intervention=intervention, complex_code=complex_code, resident_ref=resident)
+            launched = steering.launch(
+                db, intervention=intervention, complex_code=complex_code, resident_ref=resident, parameters=parameters
+            )
     except cases.CaseError as error:
         raise _fail(str(error)) from None
     ui = settings.stack_info().get("ui_url") or f"http://127.0.0.1:{settings.prefect_port}"
@@ -291,6 +309,79 @@ def conference_minutes(
         raise _fail(str(error)) from None
     outcome = "진행 안 함 (not proceeding)" if not_proceeding else f"진행, 역할 {len(role)}개 (proceeds)"
     console.print(f"{ref}: 통합사례회의 결과 기록 (recorded): {outcome} (sent to {wait.key})")
+
+
+@program_app.command("enrol")
+def program_enrol(
+    ref: str = typer.Argument(..., help="프로그램 사례 번호 / programme case reference"),
+    resident: list[str] = typer.Option(..., "--resident", help="참여 입주민, 여러 번 가능 / resident, repeatable"),
+) -> None:
+    """입주민을 프로그램 참여자로 등록합니다 (등록부에만 기록) / enrol residents (registry only)."""
+    db = _database(get_settings())
+    try:
+        with db.transaction() as session:
+            case = programs.program_case(session, ref)
+            added = programs.enrol(session, case, resident, at=calendar.SystemClock().now())
+    except cases.CaseError as error:
+        raise _fail(str(error)) from None
+    console.print(f"{ref}: 참여자 {added}명 등록 (enrolled)")
+
+
+@program_app.command("attend")
+def program_attend(
+    ref: str = typer.Argument(..., help="프로그램 사례 번호 / programme case reference"),
+    session_number: int = typer.Option(..., "--session", help="회기 번호 / session number, 1…"),
+    resident: list[str] = typer.Option(..., "--resident", help="출석한 입주민, 여러 번 가능 / attendee, repeatable"),
+) -> None:
+    """회기 출석을 기록합니다; 그다음 yeongye approve로 회기 진행을 확인합니다 / record attendance."""
+    db = _database(get_settings())
+    try:
+        with db.transaction() as session:
+            case = programs.program_case(session, ref)
+            added = programs.attend(session, case, session_number, resident, at=calendar.SystemClock().now())
+    except cases.CaseError as error:
+        raise _fail(str(error)) from None
+    console.print(f"{ref}: {session_number}회기 출석 {added}명 기록 (attendance recorded)")
+
+
+@program_app.command("show")
+def program_show(
+    ref: str = typer.Argument(..., help="프로그램 사례 번호 / programme case reference"),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """초대·참여 입주민(개인정보: 등록부 안에서만)과 회기별 출석 / roster and sessions."""
+    db = _database(get_settings())
+    try:
+        with db.transaction() as session:
+            case = programs.program_case(session, ref, open_only=False)
+            report, roster = programs.summary(session, case), programs.roster(session, case)
+    except cases.CaseError as error:
+        raise _fail(str(error)) from None
+    if as_json:
+        return _print_json({**report, "roster": roster})
+    console.print(
+        f"[bold]{ref}[/] {report['complex']}단지 · 협력 기관 {report['partner'] or '-'} · "
+        f"초대 {report['invited']} (독거 {report['invited_alone']}) · 참여 {report['enrolled']} · "
+        f"회기 {report['sessions_held']}/{report['sessions_planned']} · 연인원 출석 {report['attendances']}"
+    )
+    people = Table("순위 rank", "참조 ref", "이름 name", "동", "호", "전화 phone", "독거 alone", "상태 status", "출석")
+    for row in roster:
+        people.add_row(
+            str(row["priority"] or "-"),
+            row["ref"],
+            row["name"],
+            row["building"],
+            row["unit"],
+            row["phone"],
+            str(row["lives_alone"]),
+            row["status"],
+            str(row["attended"]),
+        )
+    console.print(people)
+    sessions = Table("회기 session", "예정일 planned", "상태 status", "출석 attended", title="회기 sessions")
+    for s in report["sessions"]:
+        sessions.add_row(str(s["number"]), s["planned_on"], s["status"], str(s["attended"]))
+    console.print(sessions)
 
 
 @app.command()

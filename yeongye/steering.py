@@ -40,11 +40,20 @@ class Launched:
     flow_run_id: str
 
 
-def launch(db: Database, *, intervention: str, complex_code: str, resident_ref: str) -> Launched:
+def launch(
+    db: Database,
+    *,
+    intervention: str,
+    complex_code: str,
+    resident_ref: str | None,
+    parameters: dict[str, int] | None = None,
+) -> Launched:
     """Open the case and start its flow run; if Prefect refuses, the case is removed again.
 
     The case is committed before Prefect is called, so no database lock is held across the call
-    and simultaneous launches do not queue behind each other.
+    and simultaneous launches do not queue behind each other. A group intervention has no
+    resident; ``parameters`` are the flow's own settings (e.g. a programme's number of sessions),
+    never anything about a person.
     """
     with db.transaction() as session:
         case_ref = cases.open_case(
@@ -59,7 +68,7 @@ def launch(db: Database, *, intervention: str, complex_code: str, resident_ref: 
             deployment = client.read_deployment_by_name(deployment_name(intervention))
             flow_run = client.create_flow_run_from_deployment(
                 deployment.id,
-                parameters={"case_ref": case_ref},
+                parameters={**(parameters or {}), "case_ref": case_ref},
                 tags=[intervention, f"complex-{complex_code.lower()}"],
             )
     except BaseException:

@@ -13,9 +13,10 @@ from __future__ import annotations
 
 from prefect import flow
 
-from tasks.case import close_case, enter_stage, publish_timeline
+from tasks.case import enter_stage, publish_timeline
 from tasks.conferences import hold_conference
-from tasks.handoffs import Need, ask, follow_up, hand_off, obtain_consent
+from tasks.gates import close_with_approval, consent_gate
+from tasks.handoffs import Need, ask, follow_up, hand_off
 
 CONSENT_ATTEMPTS = 3
 FOLLOW_UP_MONTHS = (1, 3, 6)
@@ -52,14 +53,15 @@ def hoarding(case_ref: str) -> str:
         ],
     )
 
-    consent = obtain_consent(case_ref, 1, CONSENTED_AGENCY_TYPES, PURPOSE)
-    attempt = 1
-    while not consent.given:
-        if attempt == CONSENT_ATTEMPTS:
-            return close_with_approval(case_ref, "consent-refused-monitoring")
-        hand_off(case_ref, f"re-approach-{attempt}", [Need("community-center", "monitoring-visit")])
-        attempt += 1
-        consent = obtain_consent(case_ref, attempt, CONSENTED_AGENCY_TYPES, PURPOSE)
+    consent = consent_gate(
+        case_ref,
+        CONSENTED_AGENCY_TYPES,
+        PURPOSE,
+        re_approach=Need("community-center", "monitoring-visit"),
+        attempts=CONSENT_ATTEMPTS,
+    )
+    if consent is None:
+        return close_with_approval(case_ref, "consent-refused-monitoring")
 
     conference = hold_conference(
         case_ref,
@@ -117,15 +119,3 @@ def hoarding(case_ref: str) -> str:
         previous = months
 
     return close_with_approval(case_ref, "remediated")
-
-
-def close_with_approval(case_ref: str, outcome: str) -> str:
-    """A supervisor approves closing; until then, the case gets another follow-up visit."""
-    enter_stage(case_ref, "closure")
-    extra = 0
-    while not ask(case_ref, f"closure-{extra + 1}", "closure"):
-        extra += 1
-        follow_up(case_ref, f"follow-up-extra-{extra}", Need("management-office", "follow-up-visit"), months=1)
-    close_case(case_ref, outcome)
-    publish_timeline(case_ref, "closed")
-    return outcome

@@ -1,0 +1,98 @@
+"""Steps of a group programme that touch its participants: they run here, so the flow sees only counts.
+
+Invitations, enrolment and attendance are personal data and stay in the registry
+(``registry.programs``); these tasks return counts, dates and agency ids.
+
+Each task's parameter names are its own: the replay cache key is the inputs plus the flow run id,
+without the task's identity (``tasks.retry``), so two tasks called with the same named inputs in
+one run would share one result.
+"""
+
+from __future__ import annotations
+
+from prefect.artifacts import create_markdown_artifact
+
+from registry import calendar, programs
+from registry.programs import PLANNING_STEP, Recruitment
+from tasks import runtime
+from tasks.log import logger
+from tasks.retry import handoff_task
+
+
+@handoff_task(name="open-recruitment", task_run_name="recruitment-{sessions}x")
+def open_recruitment(case_ref: str, sessions: int, seats: int) -> Recruitment:
+    """Plan the monthly sessions from today and invite residents, isolated ones first (counts only)."""
+    with runtime.transaction() as session:
+        case = programs.program_case(session, case_ref)
+        recruitment = programs.open_recruitment(
+            session,
+            case,
+            sessions=sessions,
+            seats=seats,
+            first_day=calendar.today(runtime.clock()),
+            days=runtime.business_calendar(session),
+            at=runtime.clock().now(),
+        )
+    logger(case_ref, "recruitment").info(
+        "recruitment-opened", invited=recruitment.invited, invited_alone=recruitment.invited_alone
+    )
+    return recruitment
+
+
+@handoff_task(name="count-enrolled", task_run_name="enrolled-after-{enrolled_after}")
+def count_enrolled(case_ref: str, enrolled_after: str) -> int:
+    """How many residents are enrolled; ``enrolled_after`` names the wait it follows (one result each)."""
+    with runtime.transaction() as session:
+        return int(programs.summary(session, programs.program_case(session, case_ref))["enrolled"])
+
+
+@handoff_task(name="record-session", task_run_name="session-{session_number}-{held}")
+def record_session(case_ref: str, session_number: int, held: bool) -> int:
+    """Confirm a session as held or cancelled; returns its attendance count (the roll stays in the registry)."""
+    with runtime.transaction() as session:
+        case = programs.program_case(session, case_ref)
+        attended = programs.record_session(session, case, session_number, held=held, at=runtime.clock().now())
+    logger(case_ref, f"session-{session_number}").info("session-recorded", held=held, attended=attended)
+    return attended
+
+
+@handoff_task(name="program-partner", task_run_name="partner-of-{planning_step}")
+def program_partner(case_ref: str, planning_step: str = PLANNING_STEP) -> str:
+    """The agency that completed the joint planning ("" if none did): it runs the sessions, gets the report."""
+    with runtime.transaction() as session:
+        partner = programs.partner(session, programs.program_case(session, case_ref), planning_step)
+    return partner or ""
+
+
+@handoff_task(name="program-report", task_run_name="report-artifact-{report_step}")
+def publish_report(case_ref: str, report_step: str) -> dict[str, int]:
+    """The programme's results in counts, as an artifact (``program-c-2026-0001``) and as the result.
+
+    The partner is told in the ``report_step`` handoff; the roll of names never leaves the registry.
+    """
+    with runtime.transaction() as session:
+        report = programs.summary(session, programs.program_case(session, case_ref))
+    create_markdown_artifact(
+        key="program-" + case_ref.lower(), markdown=_markdown(report), description=f"{case_ref} 프로그램 결과 보고"
+    )
+    return {
+        key: int(report[key])
+        for key in ("invited", "invited_alone", "enrolled", "enrolled_alone", "sessions_held", "attendances")
+    }
+
+
+def _markdown(report: dict) -> str:  # type: ignore[type-arg]
+    lines = [
+        f"# {report['case']} · 마음건강 교육 프로그램 결과 보고 · {report['complex']}단지",
+        f"협력 기관 (partner): {report['partner'] or '-'}",
+        "",
+        f"- 초대 (invited): {report['invited']}명, 그중 독거 (living alone) {report['invited_alone']}명",
+        f"- 참여 (enrolled): {report['enrolled']}명, 그중 독거 (living alone) {report['enrolled_alone']}명",
+        f"- 회기 (sessions): {report['sessions_held']} / {report['sessions_planned']} 진행 (held)",
+        f"- 연인원 출석 (attendances): {report['attendances']}",
+        "",
+        "| 회기 | 예정일 | 상태 | 출석 |",
+        "|---|---|---|---|",
+    ]
+    lines += [f"| {s['number']} | {s['planned_on']} | {s['status']} | {s['attended']} |" for s in report["sessions"]]
+    return "\n".join(lines)
