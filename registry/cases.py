@@ -36,6 +36,8 @@ INTERVENTIONS = (
     "mh-counselling",
     "dementia-screening",
     "mh-program",
+    # A first visit to a resident the detection sweep flagged (registry.detection).
+    "outreach",
 )
 # Interventions for a complex rather than one resident (a joint programme): their case has no resident.
 GROUP_INTERVENTIONS = ("mh-program",)

@@ -116,6 +116,11 @@ SERVICES: dict[str, tuple[str, str]] = {
     "dementia-follow-up": ("치매 사후관리", "dementia follow-up"),
     "mh-program": ("마음건강 교육 프로그램 운영", "mind-health education programme"),
     "mh-program-report": ("마음건강 교육 프로그램 결과 보고 확인", "mind-health programme report (acknowledge)"),
+    "safety-check": ("안부확인 방문·전화", "safety check (visit or call)"),
+    "door-check": ("관리사무소 동행 세대 문 확인", "door check with the management office"),
+    "welfare-check": ("경찰·119 안전 확인(문 개방 포함)", "police / 119 welfare check (entry if needed)"),
+    "address-verification": ("주소·실거주 확인", "address and residence verification"),
+    "supplies": ("생필품 지원", "supplies"),
 }
 
 # Services whose very name is health information: an agency without consent or a recorded legal

@@ -334,3 +334,46 @@ class AuditEntry(Base):
     actor: Mapped[str] = mapped_column(String(64))
     action: Mapped[str] = mapped_column(String(48))
     detail: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+
+class SweepRun(Base):
+    """One import of the management office's risk-signal file (registry.detection): counts only."""
+
+    __tablename__ = "sweep_run"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    # The file's name (not its path, not its content) and how it was decoded.
+    source: Mapped[str] = mapped_column(String(255))
+    encoding: Mapped[str] = mapped_column(String(16))
+    started_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=_utc_now)
+    households: Mapped[int] = mapped_column(Integer, default=0)
+    flagged: Mapped[int] = mapped_column(Integer, default=0)
+    new_cases: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class RiskSignal(Base):
+    """One household's row of a sweep file, as imported (personal data: stays in the registry)."""
+
+    __tablename__ = "risk_signal"
+    sweep_id: Mapped[int] = mapped_column(ForeignKey("sweep_run.id"), primary_key=True)
+    resident_ref: Mapped[str] = mapped_column(String(32), primary_key=True)
+    complex_code: Mapped[str] = mapped_column(String(8))
+    fee_arrears_months: Mapped[int] = mapped_column(Integer)
+    rent_arrears_months: Mapped[int] = mapped_column(Integer)
+    days_without_contact: Mapped[int] = mapped_column(Integer)
+    power_cut: Mapped[bool] = mapped_column(Boolean)
+    water_cut: Mapped[bool] = mapped_column(Boolean)
+    gas_cut: Mapped[bool] = mapped_column(Boolean)
+    odour_pest_complaints: Mapped[int] = mapped_column(Integer)
+    lives_alone: Mapped[bool] = mapped_column(Boolean)
+    age: Mapped[int] = mapped_column(Integer)
+
+
+class RiskFlag(Base):
+    """A rule (registry.detection.RULES) a household met in a sweep; ``new`` if not met in the sweep before."""
+
+    __tablename__ = "risk_flag"
+    sweep_id: Mapped[int] = mapped_column(ForeignKey("sweep_run.id"), primary_key=True)
+    resident_ref: Mapped[str] = mapped_column(String(32), primary_key=True)
+    flag: Mapped[str] = mapped_column(String(24), primary_key=True)
+    complex_code: Mapped[str] = mapped_column(String(8))
+    new: Mapped[bool] = mapped_column(Boolean)

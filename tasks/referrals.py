@@ -135,6 +135,18 @@ def _due_date(session: Session, agency: Agency, due_months: int = 0) -> dt.date:
     return days.add_business_days(today, due_business_days(agency.type_code, runtime.settings().due_business_days))
 
 
+@handoff_task(name="due-in-business-days", task_run_name="{step}-due")
+def due_in_business_days(case_ref: str, step: str, days: int) -> dt.date:
+    """Due date of a step that must be answered sooner than its agency type's default (e.g. a repeat safety check).
+
+    A task, so the date is read once and replayed unchanged when the case resumes days later;
+    ``step`` tells apart the calls of one run.
+    """
+    with runtime.transaction() as session:
+        business_days = runtime.business_calendar(session)
+    return business_days.add_business_days(calendar.today(runtime.clock()), days)
+
+
 @handoff_task(name="notify-agency", task_run_name="{handoff.step}-notify-{handoff.agency_id}")
 def notify_agency(case_ref: str, handoff: Handoff, notice: Notice | None = None) -> str:
     """Email the agency about its referral, through the outbox (sent once, whatever replays).

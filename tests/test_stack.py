@@ -198,6 +198,8 @@ def test_stack_up_down_and_again(stack_dir: Path) -> None:
         assert [(s["schedule"]["cron"], s["schedule"]["timezone"]) for s in sweep["schedules"]] == [
             ("0 8-20 * * *", "Asia/Seoul")
         ]
+        detection = httpx.get(f"{api}/deployments/name/detection-sweep/detection-sweep", timeout=10).json()
+        assert detection["parameters"]["path"] == f"{data_dir}/signals/latest.csv"
         yeongye = _cli(data_dir, prefect_port, smtp_port)
         sweep_run = yeongye("deadlines").strip().rsplit("/", 1)[-1]
         deadline = time.monotonic() + 90
@@ -215,6 +217,7 @@ def test_stack_up_down_and_again(stack_dir: Path) -> None:
                 ("mh-counselling", ["--resident", "R-B-003"]),
                 ("dementia-screening", ["--resident", "R-B-001"]),
                 ("mh-program", []),
+                ("outreach", ["--resident", "R-B-002"]),
             )
         }
         for case_ref in launched.values():

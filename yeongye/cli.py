@@ -20,7 +20,7 @@ from rich.console import Console
 from rich.table import Table
 from sqlalchemy import select
 
-from registry import calendar, cases, deadlines, programs
+from registry import calendar, cases, deadlines, detection, programs
 from registry.db import Database
 from registry.loader import SAMPLE_PATH, RegistryLoadError, load_registry
 from registry.models import Case, HolidayOverride, Resident
@@ -492,6 +492,48 @@ def run_deadlines() -> None:
         flow_run_id = steering.start_deadline_sweep()
     ui = settings.stack_info().get("ui_url") or f"http://127.0.0.1:{settings.prefect_port}"
     console.print(f"기한 점검 시작 (deadline sweep started): {ui}/runs/flow-run/{flow_run_id}")
+
+
+@app.command("sweep")
+def run_sweep(
+    file: Path = typer.Argument(..., help="관리사무소 위기 신호 CSV (UTF-8 또는 CP949) / risk-signal CSV"),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """위기가구 발굴: 신호 파일을 들여와 규칙별로 표시하고 outreach 사례를 엽니다 / detection sweep."""
+    settings = get_settings()
+    db = _database(settings)
+    try:
+        report = detection.sweep(db, file, now=calendar.SystemClock().now(), actor="cli")
+    except detection.SweepFileError as error:
+        problems = "\n".join(error.problems)
+        raise _fail(f"{file.name}: 파일을 들여오지 않았습니다 (nothing imported)\n{problems}") from None
+    try:
+        with _prefect(settings):
+            launched = steering.launch_pending_outreach(db)
+        pending, reason = launched.pending, launched.reason
+    except Exception as error:  # Prefect not running: the cases stay pending for the next sweep
+        with db.transaction() as session:
+            pending = [ref for ref, _ in detection.pending_outreach(session)]
+        reason = f"Prefect 연결 실패 (cannot reach Prefect: {type(error).__name__})"
+    rows = report.table()
+    if as_json:
+        return _print_json(
+            {
+                "sweep_id": report.sweep_id,
+                "encoding": report.encoding,
+                "complexes": rows,
+                "new_cases": report.new_case_refs,
+                "launch_pending": pending,
+            }
+        )
+    table = Table(*rows[0].keys(), title=f"위기가구 발굴 (detection sweep) #{report.sweep_id}, {report.encoding}")
+    for row in rows:
+        table.add_row(*(str(v) for v in row.values()))
+    console.print(table)
+    if report.new_case_refs:
+        console.print(f"신규 outreach 사례 (new cases): {', '.join(report.new_case_refs)}")
+    if pending:
+        console.print(f"flow 시작 대기 (launch pending): {len(pending)}건, {reason}")
 
 
 @app.command("holiday")

@@ -17,7 +17,7 @@ from prefect.client.schemas.objects import State
 from prefect.exceptions import ObjectNotFound
 from prefect.flow_runs import resume_flow_run
 
-from registry import cases, conferences
+from registry import cases, conferences, detection
 from registry.calendar import SystemClock
 from registry.db import Database
 from registry.timeline import case_timeline
@@ -78,6 +78,43 @@ def launch(
     with db.transaction() as session:
         cases.attach_flow_run(session, cases.find_case(session, case_ref), str(flow_run.id))
     return Launched(case_ref, str(flow_run.id))
+
+
+@dataclass(frozen=True)
+class OutreachLaunch:
+    launched: list[str]
+    pending: list[str]
+    reason: str = ""
+
+
+def launch_pending_outreach(db: Database) -> OutreachLaunch:
+    """Start a flow run for every outreach case the detection sweep opened that has none yet.
+
+    The sweep commits its cases first (registry.detection); this only attaches runs. Without an
+    "outreach/outreach" deployment the cases stay open and pending, and the next call (the next
+    sweep, or ``yeongye sweep``) launches them, so a missing deployment loses no case.
+    """
+    with db.transaction() as session:
+        pending = detection.pending_outreach(session)
+    if not pending:
+        return OutreachLaunch([], [])
+    launched: list[str] = []
+    with get_client(sync_client=True) as client:
+        try:
+            deployment = client.read_deployment_by_name(deployment_name(detection.OUTREACH))
+        except ObjectNotFound:
+            reason = f"배포 {deployment_name(detection.OUTREACH)} 없음 (deployment not found)"
+            return OutreachLaunch([], [ref for ref, _ in pending], reason)
+        for case_ref, complex_code in pending:
+            flow_run = client.create_flow_run_from_deployment(
+                deployment.id,
+                parameters={"case_ref": case_ref},
+                tags=[detection.OUTREACH, f"complex-{complex_code.lower()}"],
+            )
+            with db.transaction() as session:
+                cases.attach_flow_run(session, cases.find_case(session, case_ref), str(flow_run.id))
+            launched.append(case_ref)
+    return OutreachLaunch(launched, [])
 
 
 def start_deadline_sweep() -> str:
