@@ -19,10 +19,12 @@ from prefect.client.schemas.objects import FlowRun
 from prefect.exceptions import Pause
 from prefect.flow_engine import run_flow
 from prefect.settings import PREFECT_API_DATABASE_CONNECTION_URL
+from sqlalchemy import select
 
 from flows.hoarding.flow import hoarding
 from registry import calendar
 from registry.db import Database
+from registry.models import Case, Referral
 from tasks.runtime import business_calendar
 from yeongye import steering
 
@@ -121,3 +123,17 @@ def assert_not_in_prefect(needles: list[str], results_dir: Path) -> None:
             content = path.read_bytes()
             for needle in needles:
                 assert needle.encode() not in content, f"{needle!r} found in result file {path.name}"
+
+
+def read_case(db: Database, ref: str) -> Case:
+    with db.transaction() as session:
+        case = session.scalar(select(Case).where(Case.ref == ref))
+        assert case is not None
+        return case
+
+
+def referral_steps(db: Database, case: Case) -> dict[str, tuple[str, str, str | None]]:
+    """step -> (agency, status, outcome) of the last referral in each step."""
+    with db.transaction() as session:
+        rows = session.scalars(select(Referral).where(Referral.case_id == case.id).order_by(Referral.id))
+        return {r.step: (r.agency_id, r.status, r.outcome) for r in rows}

@@ -35,7 +35,7 @@ from registry.models import (
     Resident,
 )
 from tests.conftest import every_backend
-from tests.driving import Script, assert_not_in_prefect, drive
+from tests.driving import Script, assert_not_in_prefect, drive, read_case, referral_steps
 from yeongye import steering
 from yeongye.cli import app
 from yeongye.mailcapture import MailCapture, read_captured
@@ -78,21 +78,7 @@ def _run(
     answers = Answers(db, launched.case_ref, **script)
     final = drive(answers, launched.flow_run_id, flow=flow, max_waits=30)
     assert final.state is not None and final.state.is_completed(), final.state
-    return answers, _case(db, launched.case_ref)
-
-
-def _case(db: Database, ref: str) -> Case:
-    with db.transaction() as session:
-        case = session.scalar(select(Case).where(Case.ref == ref))
-        assert case is not None
-        return case
-
-
-def _steps(db: Database, case: Case) -> dict[str, tuple[str, str, str | None]]:
-    """step -> (agency, status, outcome) of the last referral in each step."""
-    with db.transaction() as session:
-        rows = session.scalars(select(Referral).where(Referral.case_id == case.id).order_by(Referral.id))
-        return {r.step: (r.agency_id, r.status, r.outcome) for r in rows}
+    return answers, read_case(db, launched.case_ref)
 
 
 def _mail(mail: MailCapture, case_ref: str, step: str, agency_id: str) -> tuple[str, str]:
@@ -130,7 +116,7 @@ def test_counselling_re_approach_then_consent_discloses_only_to_the_consented(
 
     assert (case.status, case.outcome) == ("closed", "registered-at-centre")
     assert [k for k in answers.waits if k.startswith("consent")] == ["consent-1", "consent-2"]
-    assert _steps(registry, case) == {
+    assert referral_steps(registry, case) == {
         "re-approach-1": ("gaon-mgmt-1", "completed", None),
         "counselling": ("gaon-mhwc-1", "completed", "registered"),
         "follow-up-1m": ("gaon-mgmt-1", "completed", None),
@@ -169,7 +155,7 @@ def test_counselling_consent_refused_twice_closes_without_the_centre(
     )
 
     assert case.outcome == "consent-refused-monitoring"
-    assert set(_steps(registry, case)) == {"re-approach-1"}
+    assert set(referral_steps(registry, case)) == {"re-approach-1"}
     assert not any(to.startswith("mhwc") for m in read_captured(mail.mail_dir) for to in m.to)
 
 
@@ -183,7 +169,7 @@ def test_counselling_declined_by_resident_is_monitored_then_closed(prefect_serve
     )
 
     assert case.outcome == "counselling-declined"
-    assert _steps(registry, case) == {
+    assert referral_steps(registry, case) == {
         "counselling": ("gaon-mhwc-1", "completed", "declined-by-resident"),
         "monitoring": ("gaon-mgmt-1", "completed", None),
     }
@@ -195,7 +181,7 @@ def test_counselling_declined_by_the_centre_goes_to_the_supervisor(prefect_serve
     )
 
     assert case.outcome == "counselling-not-linked"
-    assert _steps(registry, case) == {"counselling": ("gaon-mhwc-1", "rejected", None)}
+    assert referral_steps(registry, case) == {"counselling": ("gaon-mhwc-1", "rejected", None)}
 
 
 def test_every_counselling_outcome_closes_the_case_with_a_named_outcome() -> None:
@@ -212,7 +198,7 @@ def test_dementia_normal_result_plans_a_re_screen_in_a_year(prefect_server: None
     )
 
     assert case.outcome == "screening-normal"
-    steps = _steps(registry, case)
+    steps = referral_steps(registry, case)
     assert steps == {
         "screening": ("gaon-dementia-1", "completed", "normal"),
         "re-screen-12m": ("gaon-dementia-1", "completed", None),
@@ -232,7 +218,7 @@ def test_dementia_result_not_normal_goes_to_diagnosis_and_follow_ups(
     _answers, case = _run(registry, dementia.dementia_screening, "D", "R-D-003", outcomes={"screening": result})
 
     assert case.outcome == result
-    steps = _steps(registry, case)
+    steps = referral_steps(registry, case)
     assert steps.pop("screening") == ("gaon-dementia-1", "completed", result)
     assert steps.pop("diagnosis") == ("gaon-dementia-1", "completed", None)
     assert set(steps) == follow_ups
@@ -276,9 +262,9 @@ def test_program_recruits_isolated_residents_first_and_reports_counts(
     assert final.state is not None and final.state.is_completed()
     assert final.parameters == {"case_ref": case_ref, "sessions": 2}
 
-    case = _case(registry, case_ref)
+    case = read_case(registry, case_ref)
     assert (case.status, case.outcome, case.resident_ref) == ("closed", "program-completed", None)
-    assert _steps(registry, case) == {
+    assert referral_steps(registry, case) == {
         "planning": ("gaon-mhwc-1", "completed", None),
         "report": ("gaon-mhwc-1", "completed", None),
     }

@@ -23,7 +23,7 @@ from registry.db import Database
 from registry.models import AuditEntry, Case, Referral, Resident
 from tasks.runtime import business_calendar
 from tests.conftest import every_backend
-from tests.driving import Script, assert_not_in_prefect, drive
+from tests.driving import Script, assert_not_in_prefect, drive, read_case, referral_steps
 from yeongye import steering
 from yeongye.cli import app
 from yeongye.mailcapture import MailCapture, read_captured
@@ -62,27 +62,13 @@ def _drive(db: Database, case_ref: str, flow_run_id: str, **script: object) -> t
     answers = Answers(db, case_ref, **script)  # type: ignore[arg-type]
     final = drive(answers, flow_run_id, flow=outreach, max_waits=30)
     assert final.state is not None and final.state.is_completed(), final.state
-    return answers, _case(db, case_ref)
+    return answers, read_case(db, case_ref)
 
 
 def _run(db: Database, resident: str, **script: object) -> tuple[Answers, Case]:
     _deploy()
     launched = steering.launch(db, intervention="outreach", complex_code=resident[2], resident_ref=resident)
     return _drive(db, launched.case_ref, launched.flow_run_id, **script)
-
-
-def _case(db: Database, ref: str) -> Case:
-    with db.transaction() as session:
-        case = session.scalar(select(Case).where(Case.ref == ref))
-        assert case is not None
-        return case
-
-
-def _steps(db: Database, case: Case) -> dict[str, tuple[str, str, str | None]]:
-    """step -> (agency, status, outcome) of each referral."""
-    with db.transaction() as session:
-        rows = session.scalars(select(Referral).where(Referral.case_id == case.id).order_by(Referral.id))
-        return {r.step: (r.agency_id, r.status, r.outcome) for r in rows}
 
 
 def _open_cases(db: Database, resident: str) -> dict[str, str]:
@@ -124,7 +110,7 @@ def test_fine_after_the_worker_checks_plans_the_next_check(
     )
 
     assert (case.status, case.outcome) == ("closed", "fine-next-check-planned")
-    assert _steps(registry, case) == {
+    assert referral_steps(registry, case) == {
         "check-1": ("gaon-volunteer-1", "rejected", None),
         "check-1-community-center": ("gaon-cc-1", "completed", "fine"),
         "next-check-1m": ("gaon-volunteer-1", "completed", None),
@@ -149,7 +135,7 @@ def test_needs_hoarding_opens_a_hoarding_case_for_the_same_resident(prefect_serv
 
     assert case.outcome == "linked-hoarding"
     follow_on = _open_cases(registry, "R-A-001")["hoarding"]
-    assert _case(registry, follow_on).flow_run_id
+    assert read_case(registry, follow_on).flow_run_id
     assert _follow_ons(registry, case) == [{"intervention": "hoarding", "status": "launched", "follow_on": follow_on}]
 
 
@@ -183,7 +169,7 @@ def test_needs_supplies_hands_off_to_the_welfare_centre(prefect_server: None, re
     _answers, case = _run(registry, "R-E-001", outcomes={"check-1": outreach_flow.NEEDS_SUPPLIES})
 
     assert case.outcome == "supplies-provided"
-    assert _steps(registry, case) == {
+    assert referral_steps(registry, case) == {
         "check-1": ("gaon-volunteer-1", "completed", "needs-service-supplies"),
         "supplies": ("gaon-wc-1", "completed", None),
     }
@@ -209,7 +195,7 @@ def test_no_contact_repeats_within_two_business_days_then_door_then_police_emerg
     )
 
     assert case.outcome == "emergency-handled-by-police"
-    steps = _steps(registry, case)
+    steps = referral_steps(registry, case)
     assert list(steps) == ["check-1", "check-1-community-center", "check-2", "door-check-1", "welfare-check-1"]
     assert steps["welfare-check-1"] == ("gaon-police-1", "completed", "found-emergency")
     with registry.transaction() as session:
@@ -293,7 +279,7 @@ def test_no_contact_escalates(
     _answers, case = _run(registry, resident, outcomes={**NO_CONTACT, **outcomes}, rejections=rejections)
 
     assert case.outcome == expected
-    steps = _steps(registry, case)
+    steps = referral_steps(registry, case)
     assert list(steps)[:2] == ["check-1", "door-check-1"]
     step, *reported = last_step
     assert list(steps)[-1] == step and steps[step] == tuple(reported)
@@ -348,4 +334,4 @@ def test_cannot_locate_is_its_own_branch(
 
     assert case.outcome == expected
     assert case.outcome != "not-eligible"
-    assert list(_steps(registry, case)) == steps
+    assert list(referral_steps(registry, case)) == steps
