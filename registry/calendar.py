@@ -124,7 +124,14 @@ class BusinessCalendar:
 
     def add_months(self, start: dt.date, months: int) -> dt.date:
         """Same day ``months`` later, clamped to the month's end; moved to the next business day."""
-        day = months_later(start, months)
+        return self.next_business_day(months_later(start, months))
+
+    def add_weeks(self, start: dt.date, weeks: int) -> dt.date:
+        """Same weekday ``weeks`` later; moved to the next business day (a weekly session after 추석)."""
+        return self.next_business_day(start + dt.timedelta(weeks=weeks))
+
+    def next_business_day(self, day: dt.date) -> dt.date:
+        """``day`` itself if it is a business day, else the first business day after it."""
         while not self.is_business_day(day):
             day += dt.timedelta(days=1)
         return day

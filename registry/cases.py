@@ -35,12 +35,14 @@ INTERVENTIONS = (
     "administrative-admission",
     "mh-counselling",
     "dementia-screening",
-    "mh-program",
+    # A partner programme for a whole complex (registry.programs.KINDS says which one).
+    "program",
     # A first visit to a resident the detection sweep flagged (registry.detection).
     "outreach",
+    "job-placement",
 )
 # Interventions for a complex rather than one resident (a joint programme): their case has no resident.
-GROUP_INTERVENTIONS = ("mh-program",)
+GROUP_INTERVENTIONS = ("program",)
 
 # What an answer may say: the FHIR Task.status an agency moves a referral to, or "timed-out",
 # which the deadline sweep gives when nobody answered by the final deadline (FHIR "failed").
@@ -66,12 +68,19 @@ def find_case(session: Session, ref: str) -> Case:
 
 
 def open_case(
-    session: Session, *, intervention: str, complex_code: str, resident_ref: str | None, opened_at: dt.datetime
+    session: Session,
+    *,
+    intervention: str,
+    complex_code: str,
+    resident_ref: str | None,
+    opened_at: dt.datetime,
+    program_kind: str | None = None,
 ) -> Case:
     """Validate a launch request and create the case; raises ``CaseError`` naming the bad field.
 
     A group intervention (``GROUP_INTERVENTIONS``) is for the whole complex and takes no resident;
-    every other intervention needs one.
+    every other intervention needs one. ``program_kind`` says which programme a group case runs
+    (checked first with ``registry.programs.check_launch``, which knows the kinds).
     """
     if intervention not in INTERVENTIONS:
         raise CaseError(f"intervention: 알 수 없는 개입 유형 '{intervention}' (unknown intervention)")
@@ -100,6 +109,7 @@ def open_case(
         intervention=intervention,
         complex_code=complex_code,
         resident_ref=resident_ref or None,
+        program_kind=program_kind,
         coordinator_id=coordinator.id,
         supervisor_id=supervisor.id,
         opened_at=opened_at,

@@ -114,13 +114,23 @@ SERVICES: dict[str, tuple[str, str]] = {
     "mh-counselling": ("정신건강 상담", "mental-health counselling"),
     "dementia-screening": ("치매 선별검사", "dementia screening"),
     "dementia-follow-up": ("치매 사후관리", "dementia follow-up"),
-    "mh-program": ("마음건강 교육 프로그램 운영", "mind-health education programme"),
-    "mh-program-report": ("마음건강 교육 프로그램 결과 보고 확인", "mind-health programme report (acknowledge)"),
+    "program-planning": ("협력 프로그램 공동 기획·운영", "joint planning and running of a partner programme"),
+    "program-report": ("협력 프로그램 결과 보고 확인", "partner programme report (acknowledge)"),
     "safety-check": ("안부확인 방문·전화", "safety check (visit or call)"),
     "door-check": ("관리사무소 동행 세대 문 확인", "door check with the management office"),
     "welfare-check": ("경찰·119 안전 확인(문 개방 포함)", "police / 119 welfare check (entry if needed)"),
     "address-verification": ("주소·실거주 확인", "address and residence verification"),
     "supplies": ("생필품 지원", "supplies"),
+    "senior-public-interest": ("노인공익활동사업 참여 신청", "senior public-interest activity (application)"),
+    "senior-capability": ("노인역량활용사업 참여 신청", "senior capability job (application)"),
+    "senior-job-vacancy": ("노인일자리 결원 충원 (대기자 배치)", "senior job vacancy (from the waiting list)"),
+    "complex-job-site": (
+        "단지 내 노인일자리 활동처 (세대 방문 동행·소독·정리·단지 환경정비)",
+        "job site at the complex (visit escort, disinfection, tidying, grounds)",
+    ),
+    "job-follow-up": ("일자리 활동 월별 확인", "monthly check of the job"),
+    "employment-support": ("국민취업지원제도 참여 신청", "national employment support programme"),
+    "self-sufficiency-work": ("자활근로 참여", "self-sufficiency work programme"),
 }
 
 # Services whose very name is health information: an agency without consent or a recorded legal

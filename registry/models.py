@@ -103,6 +103,11 @@ class Resident(Base):
     unit: Mapped[str] = mapped_column(String(16))
     birth_year: Mapped[int] = mapped_column(Integer)
     lives_alone: Mapped[bool] = mapped_column(Boolean, default=False)
+    # What decides a job track (registry.jobs); None until someone verified it.
+    basic_pension: Mapped[bool | None] = mapped_column(Boolean, nullable=True)
+    livelihood_benefit: Mapped[bool | None] = mapped_column(Boolean, nullable=True)
+    employee_insured: Mapped[bool | None] = mapped_column(Boolean, nullable=True)
+    ltc_grade: Mapped[bool | None] = mapped_column(Boolean, nullable=True)
 
 
 class Case(Base):
@@ -126,6 +131,8 @@ class Case(Base):
     complex_code: Mapped[str] = mapped_column(ForeignKey("complex.code"))
     # None for a group intervention (a programme for a complex, registry.cases.GROUP_INTERVENTIONS).
     resident_ref: Mapped[str | None] = mapped_column(ForeignKey("resident.ref"), nullable=True)
+    # Which partner programme a group case runs (registry.programs.KINDS); None for every other case.
+    program_kind: Mapped[str | None] = mapped_column(String(16), nullable=True)
     coordinator_id: Mapped[str] = mapped_column(ForeignKey("staff.id"))
     supervisor_id: Mapped[str] = mapped_column(ForeignKey("staff.id"))
     flow_run_id: Mapped[str | None] = mapped_column(String(36), nullable=True)

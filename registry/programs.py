@@ -1,5 +1,8 @@
-"""The rules of a group programme (e.g. a monthly 마음건강 교육 run with the 정신건강복지센터).
+"""The rules of a partner programme: a group programme for a complex, planned and run with partner agencies.
 
+The 2024 study's complexes run several kinds (``KINDS``): a monthly 마음건강 교육 with the
+정신건강복지센터, outings and train trips for isolated households, cultural activities, a weekly
+meal with a private donor, and the 어버이날 event with the public bodies and residents' groups.
 A programme case belongs to a complex, not to one resident. Who was invited, who enrolled and who
 came to which session is personal data: it is kept here, written by the CLI and the programme's
 tasks, and only counts leave the registry. Functions take an open ``Session`` and leave committing
@@ -9,20 +12,123 @@ to the caller; the ones a replayed task may call twice are idempotent.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal, NamedTuple
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from registry.calendar import BusinessCalendar
 from registry.cases import GROUP_INTERVENTIONS, CaseError, audit, find_case
-from registry.models import Case, ProgramAttendance, ProgramParticipant, ProgramSession, Referral, Resident
+from registry.models import Agency, Case, ProgramAttendance, ProgramParticipant, ProgramSession, Referral, Resident
 
-# The step in which the partner agency plans the programme with the complex; its agency is the partner.
+# The intervention every partner programme runs as; its kind says which programme it is.
+PROGRAM = "program"
+# The step in which the partner agencies plan the programme with the complex; those that complete it are
+# its partners.
 PLANNING_STEP = "planning"
-MAX_SESSIONS = 12
+# What a launch may set besides the kind (the flow's parameters): the number of sessions and of seats.
+LAUNCH_OPTIONS = ("sessions", "seats")
+
+Cadence = Literal["monthly", "weekly"]
+# At most a year of sessions per case: a programme that goes on is launched again for the next year.
+SESSIONS_PER_YEAR: dict[Cadence, int] = {"monthly": 12, "weekly": 52}
+
+
+@dataclass(frozen=True)
+class ProgramKind:
+    """One kind of programme as the study's complexes run it: with whom, how often, for how many.
+
+    ``partners`` are the agency types that plan it with the complex, one handoff each; the first
+    leads (it is asked again when the supervisor wants more work before closing). ``sessions`` and
+    ``seats`` are the usual numbers, which a launch may change.
+    """
+
+    code: str
+    name_ko: str
+    name_en: str
+    partners: tuple[str, ...]
+    cadence: Cadence
+    sessions: int
+    seats: int
+
+    def name(self, language: str) -> str:
+        return self.name_ko if language == "ko" else self.name_en
+
+    @property
+    def title(self) -> str:
+        """Korean first, English in parentheses, as the CLI and the report show it."""
+        return f"{self.name_ko} ({self.name_en})"
+
+
+KINDS: dict[str, ProgramKind] = {
+    kind.code: kind
+    for kind in (
+        ProgramKind(
+            "mind-health", "마음건강 교육", "mind-health education", ("mental-health-center",), "monthly", 3, 20
+        ),
+        ProgramKind(
+            "outing",
+            "지역명소 탐방·기차여행",
+            "outing and train trip",
+            ("private-donor", "welfare-center"),
+            "monthly",
+            1,
+            40,
+        ),
+        ProgramKind("culture", "문화활동", "cultural activities", ("culture-foundation",), "monthly", 3, 20),
+        ProgramKind("meals", "식사 지원", "meal service", ("private-donor", "welfare-center"), "weekly", 4, 30),
+        ProgramKind(
+            "event",
+            "어버이날·가정의 달 행사",
+            "Parents' Day and family-month event",
+            ("community-center", "welfare-center", "social-security-council", "residents-committee"),
+            "monthly",
+            1,
+            60,
+        ),
+    )
+}
+
+
+class Partner(NamedTuple):
+    """An agency that planned the programme: it gets the report."""
+
+    agency_id: str
+    agency_type: str
+
+
+def find_kind(code: str | None) -> ProgramKind:
+    """The programme kind named ``code``; a clear error listing the kinds for a missing or unknown one."""
+    if code is None:
+        raise CaseError(f"--kind: {PROGRAM}에는 프로그램 종류가 필요합니다; {', '.join(KINDS)} (a kind is required)")
+    if code not in KINDS:
+        raise CaseError(
+            f"--kind: 알 수 없는 프로그램 종류 '{code}'; 가능한 종류: {', '.join(KINDS)} (unknown programme kind)"
+        )
+    return KINDS[code]
+
+
+def check_launch(intervention: str, kind: str | None, parameters: Mapping[str, int]) -> None:
+    """Refuse programme options that do not fit the launch, naming the option, before anything is written.
+
+    A programme needs its kind; any other intervention takes neither a kind nor programme options.
+    """
+    if intervention not in GROUP_INTERVENTIONS:
+        options = (["kind"] if kind is not None else []) + list(parameters)
+        if options:
+            raise CaseError(f"--{options[0]}: 협력 프로그램({PROGRAM})에만 씁니다 (only for {PROGRAM})")
+        return
+    found = find_kind(kind)
+    unknown = [name for name in parameters if name not in LAUNCH_OPTIONS]
+    if unknown:
+        raise CaseError(f"--{unknown[0]}: 프로그램에 없는 설정입니다 (not a programme option)")
+    limit = SESSIONS_PER_YEAR[found.cadence]
+    if not 1 <= parameters.get("sessions", 1) <= limit:
+        raise CaseError(f"--sessions: 1–{limit} 사이여야 합니다 ({found.cadence}: 1 to {limit} sessions)")
+    if parameters.get("seats", 1) < 1:
+        raise CaseError("--seats: 정원은 1 이상이어야 합니다 (at least one seat)")
 
 
 def program_case(session: Session, ref: str, *, open_only: bool = True) -> Case:
@@ -35,17 +141,28 @@ def program_case(session: Session, ref: str, *, open_only: bool = True) -> Case:
     return case
 
 
+def kind_of(case: Case) -> ProgramKind:
+    """The kind of programme case ``case`` (stored when it was opened)."""
+    return find_kind(case.program_kind)
+
+
 def invitation_order(residents: Iterable[Resident]) -> list[Resident]:
     """Who is invited first: residents living alone (the isolated households the study puts first),
     then the oldest, then by reference so the order is stable."""
     return sorted(residents, key=lambda r: (not r.lives_alone, r.birth_year, r.ref))
 
 
-def session_dates(first_day: dt.date, sessions: int, days: BusinessCalendar) -> list[dt.date]:
-    """Monthly sessions from ``first_day``, each on a business day (the calendar's month arithmetic)."""
-    if not 1 <= sessions <= MAX_SESSIONS:
-        raise CaseError(f"sessions: 회기 수는 1–{MAX_SESSIONS}이어야 합니다 (1 to {MAX_SESSIONS} sessions)")
-    return [days.add_months(first_day, n) for n in range(sessions)]
+def session_dates(first_day: dt.date, sessions: int, cadence: Cadence, days: BusinessCalendar) -> list[dt.date]:
+    """Sessions from ``first_day`` every month or every week, each moved to a business day if needed.
+
+    Each date is counted from ``first_day``, not from the previous session, so a holiday that moves
+    one session does not move the ones after it.
+    """
+    limit = SESSIONS_PER_YEAR[cadence]
+    if not 1 <= sessions <= limit:
+        raise CaseError(f"sessions: 회기 수는 1–{limit}이어야 합니다 ({cadence}: 1 to {limit} sessions)")
+    step = days.add_months if cadence == "monthly" else days.add_weeks
+    return [step(first_day, n) for n in range(sessions)]
 
 
 @dataclass(frozen=True)
@@ -75,7 +192,8 @@ def open_recruitment(
         raise CaseError("seats: 정원은 1 이상이어야 합니다 (at least one seat)")
     planned = _sessions(session, case)
     if not planned:
-        for number, day in enumerate(session_dates(first_day, sessions, days), start=1):
+        dates = session_dates(first_day, sessions, kind_of(case).cadence, days)
+        for number, day in enumerate(dates, start=1):
             session.add(ProgramSession(case_id=case.id, number=number, planned_on=day))
         residents = session.scalars(select(Resident).where(Resident.complex_code == case.complex_code))
         for rank, resident in enumerate(invitation_order(residents)[:seats], start=1):
@@ -187,10 +305,13 @@ def summary(session: Session, case: Case) -> dict[str, Any]:
         for s in _sessions(session, case)
     ]
     held = [s for s in sessions if s["status"] == "held"]
+    kind = kind_of(case)
     return {
         "case": case.ref,
         "complex": case.complex_code,
-        "partner": partner(session, case),
+        "kind": kind.code,
+        "kind_title": kind.title,
+        "partners": [p.agency_id for p in partners(session, case)],
         "invited": len(invited),
         "invited_alone": sum(1 for p in invited if p.resident.lives_alone),
         "enrolled": len(enrolled),
@@ -229,13 +350,18 @@ def roster(session: Session, case: Case) -> list[dict[str, Any]]:
     ]
 
 
-def partner(session: Session, case: Case, planning_step: str = PLANNING_STEP) -> str | None:
-    """The agency that completed the joint planning: it runs the sessions and receives the report."""
-    return session.scalar(
-        select(Referral.agency_id)
+def partners(session: Session, case: Case, planning_step: str = PLANNING_STEP) -> list[Partner]:
+    """The agencies that completed the joint planning, in the order of the kind's partner types (the
+    lead first), whatever order their answers came in; each receives the report."""
+    rows = session.execute(
+        select(Referral.agency_id, Agency.type_code)
+        .join(Agency, Agency.id == Referral.agency_id)
         .where(Referral.case_id == case.id, Referral.step == planning_step, Referral.status == "completed")
         .order_by(Referral.id)
     )
+    order = kind_of(case).partners
+    found = [Partner(agency_id, agency_type) for agency_id, agency_type in rows]
+    return sorted(found, key=lambda p: order.index(p.agency_type) if p.agency_type in order else len(order))
 
 
 def _sessions(session: Session, case: Case) -> list[ProgramSession]:

@@ -94,6 +94,11 @@ class ResidentIn(_Item):
     unit: str = Field(min_length=1, max_length=16)
     birth_year: int = Field(ge=1900, le=2100)
     lives_alone: bool = False
+    # Job-track facts (registry.jobs); left out when not yet verified.
+    basic_pension: bool | None = None
+    livelihood_benefit: bool | None = None
+    employee_insured: bool | None = None
+    ltc_grade: bool | None = None
 
 
 class RegistryFile(BaseModel):

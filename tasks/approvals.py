@@ -29,6 +29,14 @@ KIND_LABELS: dict[str, tuple[str, str]] = {
     "conference-minutes": ("통합사례회의 회의록·기관별 역할 기록", "record the conference's minutes and roles"),
     "budget": ("주거환경개선 예산 집행 승인", "approve the remediation budget"),
     "closure": ("사례 종결 승인", "approve closing the case"),
+    "job-facts": (
+        "일자리 자격 확인 사항 기록 (기초연금·생계급여·직장가입·장기요양등급; 등록부에만)",
+        "record the job eligibility facts (pensions, benefits, insurance, care grade; registry only)",
+    ),
+    "job-recruitment-window": (
+        "시니어클럽 모집 기간이 열리면 신청 확인 (철회하면 반려와 사유)",
+        "confirm the application once the senior club's recruitment opens (reject with a reason to withdraw)",
+    ),
     "reroute": ("연계 기관 재지정", "name the next agency"),
     "program-plan": ("공동 프로그램 계획·예산 승인", "approve the joint programme's plan and budget"),
     "program-recruitment": ("프로그램 참여자 모집 완료 확인", "confirm that recruitment is complete"),
@@ -42,6 +50,10 @@ KIND_COMMANDS: dict[str, str] = {
     "conference-minutes": (
         "yeongye conference minutes {case_ref} --file minutes.txt --role AGENCY_ID=SERVICE …"
         ' (or --not-proceeding --reason "…")'
+    ),
+    "job-facts": (
+        "yeongye jobs facts {case_ref} --basic-pension|--no-basic-pension --livelihood|--no-livelihood"
+        " --employee-insured|--no-employee-insured --ltc-grade|--no-ltc-grade ; yeongye approve {case_ref}"
     ),
     "program-recruitment": "yeongye program enrol {case_ref} --resident R-… ; yeongye approve {case_ref}",
     "program-session": (

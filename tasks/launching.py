@@ -20,13 +20,12 @@ from tasks.retry import handoff_task
 
 LAUNCHED = "launched"  # a new case was opened and its flow run started
 ALREADY_OPEN = "already-open"  # the resident already has an open case of this intervention: nothing to start
-NOT_AVAILABLE = "not-available"  # yeongye has no such intervention yet (e.g. job placement): recorded as pending
 
 
 @dataclass(frozen=True)
 class FollowOn:
     status: str
-    case_ref: str = ""  # the follow-on case (new or already open); empty when not available
+    case_ref: str  # the follow-on case, new or already open
 
 
 @handoff_task(name="launch-follow-on", task_run_name="launch-{intervention}")
@@ -43,8 +42,8 @@ def launch_follow_on(case_ref: str, intervention: str) -> FollowOn:
         case = cases.find_case(session, case_ref)
         complex_code, resident_ref = case.complex_code, case.resident_ref
         existing = _open_case(session, resident_ref, intervention)
-        if intervention not in cases.INTERVENTIONS or existing:
-            result = FollowOn(NOT_AVAILABLE) if existing is None else FollowOn(ALREADY_OPEN, existing)
+        if existing:
+            result = FollowOn(ALREADY_OPEN, existing)
             _record(session, case, intervention, result)
             return result
     try:

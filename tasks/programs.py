@@ -1,7 +1,7 @@
-"""Steps of a group programme that touch its participants: they run here, so the flow sees only counts.
+"""Steps of a partner programme that touch the registry: they run here, so the flow sees only counts.
 
 Invitations, enrolment and attendance are personal data and stay in the registry
-(``registry.programs``); these tasks return counts, dates and agency ids.
+(``registry.programs``); these tasks return the programme's kind, counts, dates and agency ids.
 
 Each task's parameter names are its own: the replay cache key is the inputs plus the flow run id,
 without the task's identity (``tasks.retry``), so two tasks called with the same named inputs in
@@ -13,15 +13,25 @@ from __future__ import annotations
 from prefect.artifacts import create_markdown_artifact
 
 from registry import calendar, programs
-from registry.programs import PLANNING_STEP, Recruitment
+from registry.programs import PLANNING_STEP, Partner, ProgramKind, Recruitment
 from tasks import runtime
 from tasks.log import logger
 from tasks.retry import handoff_task
 
 
+@handoff_task(name="program-kind", task_run_name="kind-of-{case_ref}")
+def program_kind(case_ref: str) -> ProgramKind:
+    """Which programme the case runs, as stored when it was launched: its partners and cadence.
+
+    Read once and replayed, so a case keeps the partners it was planned with across a redeploy.
+    """
+    with runtime.transaction() as session:
+        return programs.kind_of(programs.program_case(session, case_ref))
+
+
 @handoff_task(name="open-recruitment", task_run_name="recruitment-{sessions}x")
 def open_recruitment(case_ref: str, sessions: int, seats: int) -> Recruitment:
-    """Plan the monthly sessions from today and invite residents, isolated ones first (counts only)."""
+    """Plan the sessions at the kind's cadence from today and invite residents, isolated ones first (counts only)."""
     with runtime.transaction() as session:
         case = programs.program_case(session, case_ref)
         recruitment = programs.open_recruitment(
@@ -56,24 +66,25 @@ def record_session(case_ref: str, session_number: int, held: bool) -> int:
     return attended
 
 
-@handoff_task(name="program-partner", task_run_name="partner-of-{planning_step}")
-def program_partner(case_ref: str, planning_step: str = PLANNING_STEP) -> str:
-    """The agency that completed the joint planning ("" if none did): it runs the sessions, gets the report."""
+@handoff_task(name="program-partners", task_run_name="partners-of-{planning_step}")
+def program_partners(case_ref: str, planning_step: str = PLANNING_STEP) -> list[Partner]:
+    """The agencies that completed the joint planning, the lead first (none if every one declined)."""
     with runtime.transaction() as session:
-        partner = programs.partner(session, programs.program_case(session, case_ref), planning_step)
-    return partner or ""
+        return programs.partners(session, programs.program_case(session, case_ref), planning_step)
 
 
 @handoff_task(name="program-report", task_run_name="report-artifact-{report_step}")
 def publish_report(case_ref: str, report_step: str) -> dict[str, int]:
     """The programme's results in counts, as an artifact (``program-c-2026-0001``) and as the result.
 
-    The partner is told in the ``report_step`` handoff; the roll of names never leaves the registry.
+    The partners are told in the ``report_step`` handoff; the roll of names never leaves the registry.
     """
     with runtime.transaction() as session:
         report = programs.summary(session, programs.program_case(session, case_ref))
     create_markdown_artifact(
-        key="program-" + case_ref.lower(), markdown=_markdown(report), description=f"{case_ref} 프로그램 결과 보고"
+        key="program-" + case_ref.lower(),
+        markdown=_markdown(report),
+        description=f"{case_ref} {report['kind_title']} 결과 보고 (report)",
     )
     return {
         key: int(report[key])
@@ -83,8 +94,8 @@ def publish_report(case_ref: str, report_step: str) -> dict[str, int]:
 
 def _markdown(report: dict) -> str:  # type: ignore[type-arg]
     lines = [
-        f"# {report['case']} · 마음건강 교육 프로그램 결과 보고 · {report['complex']}단지",
-        f"협력 기관 (partner): {report['partner'] or '-'}",
+        f"# {report['case']} · {report['kind_title']} 결과 보고 (report) · {report['complex']}단지",
+        f"협력 기관 (partners): {', '.join(report['partners']) or '-'}",
         "",
         f"- 초대 (invited): {report['invited']}명, 그중 독거 (living alone) {report['invited_alone']}명",
         f"- 참여 (enrolled): {report['enrolled']}명, 그중 독거 (living alone) {report['enrolled_alone']}명",

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from markupsafe import Markup
 from sqlalchemy.orm import Session
 
-from registry import calendar, cases, links, outbox
+from registry import calendar, cases, links, outbox, programs
 from registry.catalog import HEALTH_SERVICES, SERVICES, due_business_days
 from registry.models import Agency, Case, Referral, Resident
 from tasks import mailer, runtime
@@ -147,6 +147,15 @@ def due_in_business_days(case_ref: str, step: str, days: int) -> dt.date:
     return business_days.add_business_days(calendar.today(runtime.clock()), days)
 
 
+@handoff_task(name="due-in-months", task_run_name="{step}-due-in-{months}m")
+def due_in_months(case_ref: str, step: str, months: int) -> dt.date:
+    """Due date of a step answered months from now (e.g. a vacancy from a waiting list), read once like
+    ``due_in_business_days``; a date that falls on a day off moves to the next business day."""
+    with runtime.transaction() as session:
+        business_days = runtime.business_calendar(session)
+    return business_days.add_months(calendar.today(runtime.clock()), months)
+
+
 @handoff_task(name="notify-agency", task_run_name="{handoff.step}-notify-{handoff.agency_id}")
 def notify_agency(case_ref: str, handoff: Handoff, notice: Notice | None = None) -> str:
     """Email the agency about its referral, through the outbox (sent once, whatever replays).
@@ -177,6 +186,7 @@ def notify_agency(case_ref: str, handoff: Handoff, notice: Notice | None = None)
             resident=resident,
             basis=basis,
             complex_wide=case.resident_ref is None,
+            programme=programs.kind_of(case).name(language) if case.program_kind else "",
             notice=_render_notice(session, notice, agency, language) if basis and notice else None,
             links=links,
             coordinator_name=case.coordinator.name,

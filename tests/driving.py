@@ -29,6 +29,7 @@ from tasks.runtime import business_calendar
 from yeongye import steering
 
 CONFERENCE_PLACE = "가온종합사회복지관 3층 회의실"
+DECLINED = "방문 인력 없음 (no one available)"
 
 
 def deploy_hoarding() -> UUID:
@@ -84,6 +85,32 @@ class Script:
             )
         else:
             raise AssertionError(f"unexpected wait {wait.key}")
+
+
+@dataclass
+class Answers(Script):
+    """Agencies report ``outcomes[step]``, or decline the steps in ``rejections``; the rest say done.
+
+    ``rejections`` maps a step to the reason given, or is a set of steps declined with ``DECLINED``.
+    """
+
+    outcomes: dict[str, str] = field(default_factory=dict)
+    rejections: set[str] | dict[str, str] = field(default_factory=set)
+
+    def answer(self, wait: steering.Wait) -> None:
+        if wait.kind == "answer" and (wait.step in self.rejections or wait.step in self.outcomes):
+            self.waits.append(wait.key)
+            agency = wait.agencies[0]
+            if wait.step in self.rejections:
+                reason = self.rejections[wait.step] if isinstance(self.rejections, dict) else DECLINED
+                steering.respond(self.db, self.case_ref, agency_id=agency, status="rejected", reason=reason)
+            else:
+                outcome = self.outcomes[wait.step]
+                steering.respond(
+                    self.db, self.case_ref, agency_id=agency, status="completed", reason="완료", outcome=outcome
+                )
+        else:
+            super().answer(wait)
 
 
 def conference_slot(db: Database, business_days: int = 2) -> tuple[str, str, str]:

@@ -7,7 +7,6 @@ answered the way people would answer it (``yeongye respond --outcome`` / ``appro
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
@@ -15,6 +14,7 @@ from sqlalchemy import select
 from typer.testing import CliRunner
 
 from flows.hoarding.flow import hoarding
+from flows.jobs.flow import job_placement
 from flows.mental_health.counselling import mh_counselling
 from flows.outreach import flow as outreach_flow
 from flows.outreach.flow import outreach
@@ -23,38 +23,14 @@ from registry.db import Database
 from registry.models import AuditEntry, Case, Referral, Resident
 from tasks.runtime import business_calendar
 from tests.conftest import every_backend
-from tests.driving import Script, assert_not_in_prefect, drive, read_case, referral_steps
+from tests.driving import Answers, assert_not_in_prefect, drive, read_case, referral_steps
 from yeongye import steering
 from yeongye.cli import app
 from yeongye.mailcapture import MailCapture, read_captured
 
-DECLINED = "방문 인력 없음 (no one available)"
-
-
-@dataclass
-class Answers(Script):
-    """Agencies report ``outcomes[step]``, or decline the steps in ``rejections``; the rest say done."""
-
-    outcomes: dict[str, str] = field(default_factory=dict)
-    rejections: set[str] = field(default_factory=set)
-
-    def answer(self, wait: steering.Wait) -> None:
-        if wait.kind == "answer" and wait.step in self.rejections | set(self.outcomes):
-            self.waits.append(wait.key)
-            agency = wait.agencies[0]
-            if wait.step in self.rejections:
-                steering.respond(self.db, self.case_ref, agency_id=agency, status="rejected", reason=DECLINED)
-            else:
-                outcome = self.outcomes[wait.step]
-                steering.respond(
-                    self.db, self.case_ref, agency_id=agency, status="completed", reason="완료", outcome=outcome
-                )
-        else:
-            super().answer(wait)
-
 
 def _deploy() -> None:
-    for flow in (outreach, hoarding, mh_counselling):
+    for flow in (outreach, hoarding, mh_counselling, job_placement):
         flow.to_deployment(name=flow.name).apply()
 
 
@@ -153,15 +129,14 @@ def test_needs_mental_health_with_an_open_counselling_case_records_it(prefect_se
     ]
 
 
-def test_needs_jobs_is_recorded_as_pending_without_a_job_placement_flow(
-    prefect_server: None, registry: Database
-) -> None:
+def test_needs_jobs_opens_a_job_placement_case(prefect_server: None, registry: Database) -> None:
     _answers, case = _run(registry, "R-C-001", outcomes={"check-1": outreach_flow.NEEDS_JOBS})
 
-    assert case.outcome == "job-placement-pending"
-    assert set(_open_cases(registry, "R-C-001")) == set()
+    assert case.outcome == "linked-job-placement"
+    follow_on = _open_cases(registry, "R-C-001")["job-placement"]
+    assert read_case(registry, follow_on).flow_run_id
     assert _follow_ons(registry, case) == [
-        {"intervention": "job-placement", "status": "not-available", "follow_on": ""}
+        {"intervention": "job-placement", "status": "launched", "follow_on": follow_on}
     ]
 
 
@@ -227,7 +202,7 @@ NO_CONTACT = {"check-1": outreach_flow.NO_CONTACT}
             "R-B-002",
             {"door-check-1": "found-needs-help", "needs-assessment-1": "needs-service-jobs"},
             set(),
-            "job-placement-pending",
+            "linked-job-placement",
             ("needs-assessment-1", "gaon-cc-1", "completed", "needs-service-jobs"),
             id="door-found-needs-help-assessed",
         ),

@@ -210,16 +210,26 @@ def test_stack_up_down_and_again(stack_dir: Path) -> None:
         # Every intervention runs on the stack as the hoarding flow does: launch, email, resume.
         yeongye("registry", "load-sample")
         launched = {
-            intervention: _case_ref(yeongye("launch", intervention, "--complex", "B", *resident))
-            for intervention, resident in (
+            intervention: _case_ref(yeongye("launch", intervention, "--complex", "B", *options))
+            for intervention, options in (
                 ("emergency-admission", ["--resident", "R-B-001"]),
                 ("administrative-admission", ["--resident", "R-B-002"]),
                 ("mh-counselling", ["--resident", "R-B-003"]),
                 ("dementia-screening", ["--resident", "R-B-001"]),
-                ("mh-program", []),
+                ("program", ["--kind", "mind-health"]),
                 ("outreach", ["--resident", "R-B-002"]),
+                ("job-placement", ["--resident", "R-B-002"]),
             )
         }
+        # The management office's file: the sweep opens an outreach case and the worker runs it.
+        signals = tmp_path / "signals.csv"
+        signals.write_bytes(
+            "입주민번호,단지,관리비체납개월,임대료체납개월,무연락일수,단전,단수,단가스,악취해충민원,독거,출생연도\r\n"
+            "R-C-003,C,3,0,0,0,0,0,0,예,1962\r\n".encode("cp949")
+        )
+        swept = json.loads(yeongye("sweep", str(signals), "--json"))
+        assert len(swept["new_cases"]) == 1 and swept["launch_pending"] == [], swept
+        launched["sweep"] = swept["new_cases"][0]
         for case_ref in launched.values():
             _wait_for_mail(data_dir, lambda m, ref=case_ref: m.headers.get("X-Yeongye-Case") == ref)
         emergency = launched["emergency-admission"]

@@ -20,7 +20,7 @@ from rich.console import Console
 from rich.table import Table
 from sqlalchemy import select
 
-from registry import calendar, cases, deadlines, detection, programs
+from registry import calendar, cases, deadlines, detection, jobs, programs
 from registry.db import Database
 from registry.loader import SAMPLE_PATH, RegistryLoadError, load_registry
 from registry.models import Case, HolidayOverride, Resident
@@ -40,6 +40,8 @@ conference_app = typer.Typer(help="통합사례회의: 일정, 회의 결과·�
 app.add_typer(conference_app, name="conference")
 program_app = typer.Typer(help="단지 공동 프로그램: 참여자 등록, 출석 / group programmes", no_args_is_help=True)
 app.add_typer(program_app, name="program")
+jobs_app = typer.Typer(help="일자리 연계: 자격 확인 사항 기록 / job placement", no_args_is_help=True)
+app.add_typer(jobs_app, name="jobs")
 
 console = Console()
 errors = Console(stderr=True)
@@ -127,31 +129,36 @@ def _load(path: Path) -> None:
 
 @app.command()
 def launch(
-    intervention: str = typer.Argument(..., help="개입 유형 / intervention (hoarding, mh-counselling, mh-program …)"),
+    intervention: str = typer.Argument(..., help="개입 유형 / intervention (hoarding, mh-counselling, program …)"),
     complex_code: str = typer.Option(..., "--complex", help="단지 코드 / complex code, e.g. D"),
     resident: str | None = typer.Option(
         None,
         "--resident",
         help="입주민 참조번호 / resident reference, e.g. R-D-001 (단지 단위 프로그램에는 없음 / none for a programme)",
     ),
+    kind: str | None = typer.Option(
+        None, "--kind", help=f"협력 프로그램 종류 / programme kind (program: {', '.join(programs.KINDS)})"
+    ),
     sessions: int | None = typer.Option(
-        None, "--sessions", help="프로그램 회기 수(매월) / monthly sessions of a programme (mh-program, 기본 3)"
+        None, "--sessions", help="프로그램 회기 수(매월 또는 매주) / sessions of a programme (기본: 종류별 / per kind)"
+    ),
+    seats: int | None = typer.Option(
+        None, "--seats", help="초대 인원(독거 우선) / residents invited, living alone first (기본: 종류별 / per kind)"
     ),
 ) -> None:
     """사례를 열고 개입 flow를 시작합니다 / open a case and start its intervention flow."""
     settings = get_settings()
-    parameters: dict[str, int] = {}
-    if sessions is not None:
-        if intervention not in cases.GROUP_INTERVENTIONS:
-            raise _fail(f"--sessions: 단지 단위 프로그램에만 씁니다 (only for {', '.join(cases.GROUP_INTERVENTIONS)})")
-        if not 1 <= sessions <= programs.MAX_SESSIONS:
-            raise _fail(f"--sessions: 1–{programs.MAX_SESSIONS} 사이여야 합니다 (1 to {programs.MAX_SESSIONS})")
-        parameters["sessions"] = sessions
+    parameters = {name: value for name, value in (("sessions", sessions), ("seats", seats)) if value is not None}
     db = _database(settings)
     try:
         with _prefect(settings):
             launched = steering.launch(
-                db, intervention=intervention, complex_code=complex_code, resident_ref=resident, parameters=parameters
+                db,
+                intervention=intervention,
+                complex_code=complex_code,
+                resident_ref=resident,
+                program_kind=kind,
+                parameters=parameters,
             )
     except cases.CaseError as error:
         raise _fail(str(error)) from None
@@ -360,7 +367,8 @@ def program_show(
     if as_json:
         return _print_json({**report, "roster": roster})
     console.print(
-        f"[bold]{ref}[/] {report['complex']}단지 · 협력 기관 {report['partner'] or '-'} · "
+        f"[bold]{ref}[/] {report['kind_title']} · {report['complex']}단지 · "
+        f"협력 기관 {', '.join(report['partners']) or '-'} · "
         f"초대 {report['invited']} (독거 {report['invited_alone']}) · 참여 {report['enrolled']} · "
         f"회기 {report['sessions_held']}/{report['sessions_planned']} · 연인원 출석 {report['attendances']}"
     )
@@ -431,6 +439,39 @@ def respond(
     except (steering.SteeringError, cases.CaseError) as error:
         raise _fail(str(error)) from None
     console.print(f"{ref}: {agency} → {status} (sent to {wait.key})")
+
+
+@jobs_app.command("facts")
+def jobs_facts(
+    ref: str = typer.Argument(..., help="일자리 연계 사례 번호 / job-placement case reference"),
+    basic_pension: bool | None = typer.Option(None, "--basic-pension/--no-basic-pension", help="기초연금 수급"),
+    livelihood_benefit: bool | None = typer.Option(None, "--livelihood/--no-livelihood", help="생계급여 수급"),
+    employee_insured: bool | None = typer.Option(
+        None, "--employee-insured/--no-employee-insured", help="건강보험 직장가입자"
+    ),
+    ltc_grade: bool | None = typer.Option(None, "--ltc-grade/--no-ltc-grade", help="장기요양 1–5등급·인지지원등급"),
+) -> None:
+    """입주민의 일자리 자격 확인 사항을 기록합니다 (등록부에만); 그다음 yeongye approve / record job facts."""
+    given = {
+        "basic_pension": basic_pension,
+        "livelihood_benefit": livelihood_benefit,
+        "employee_insured": employee_insured,
+        "ltc_grade": ltc_grade,
+    }
+    db = _database(get_settings())
+    try:
+        with db.transaction() as session:
+            case = cases.find_case(session, ref)
+            jobs.record_facts(session, case, {k: v for k, v in given.items() if v is not None}, by=case.coordinator_id)
+            unknown = jobs.unknown_facts(case.resident) if case.resident else []
+            missing = [f"{ko} ({name})" for name, ko, _ in jobs.FACTS if name in unknown]
+    except cases.CaseError as error:
+        raise _fail(str(error)) from None
+    console.print(f"{ref}: 자격 확인 사항 기록 (recorded)")
+    if missing:
+        console.print(f"아직 모름 (still unknown): {', '.join(missing)}")
+    else:
+        console.print(f"다음 (next): yeongye approve {ref}")
 
 
 @app.command()

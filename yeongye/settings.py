@@ -16,6 +16,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from registry.catalog import AGENCY_TYPE_CODES
 from registry.escalation import Ladder
+from registry.jobs import parse_window
 
 
 class Settings(BaseSettings):
@@ -63,6 +64,17 @@ class Settings(BaseSettings):
     final_deadline_after: int = Field(
         default=5, description="Business days after due: the handoff times out and the flow moves on."
     )
+
+    senior_jobs_recruitment: str = Field(
+        default="11-28/12-26",
+        description="The 시니어클럽's yearly recruitment window, MM-DD/MM-DD (2026 programme: 11-28 to 12-26).",
+    )
+
+    @field_validator("senior_jobs_recruitment")
+    @classmethod
+    def _window(cls, value: str) -> str:
+        parse_window(value)
+        return value
 
     @field_validator("due_business_days")
     @classmethod

@@ -17,7 +17,7 @@ from prefect.client.schemas.objects import State
 from prefect.exceptions import ObjectNotFound
 from prefect.flow_runs import resume_flow_run
 
-from registry import cases, conferences, detection
+from registry import cases, conferences, detection, programs
 from registry.calendar import SystemClock
 from registry.db import Database
 from registry.timeline import case_timeline
@@ -46,22 +46,25 @@ def launch(
     intervention: str,
     complex_code: str,
     resident_ref: str | None,
+    program_kind: str | None = None,
     parameters: dict[str, int] | None = None,
 ) -> Launched:
     """Open the case and start its flow run; if Prefect refuses, the case is removed again.
 
     The case is committed before Prefect is called, so no database lock is held across the call
     and simultaneous launches do not queue behind each other. A group intervention has no
-    resident; ``parameters`` are the flow's own settings (e.g. a programme's number of sessions),
-    never anything about a person.
+    resident but a ``program_kind``; ``parameters`` are the flow's own settings (e.g. a
+    programme's number of sessions), never anything about a person.
     """
     with db.transaction() as session:
+        programs.check_launch(intervention, program_kind, parameters or {})
         case_ref = cases.open_case(
             session,
             intervention=intervention,
             complex_code=complex_code,
             resident_ref=resident_ref,
             opened_at=SystemClock().now(),
+            program_kind=program_kind,
         ).ref
     try:
         with get_client(sync_client=True) as client:

@@ -24,7 +24,7 @@ from prefect import flow
 from tasks.case import enter_stage, publish_timeline
 from tasks.gates import close_with_approval
 from tasks.handoffs import Need, Outcome, await_outcome, follow_up, hand_off
-from tasks.launching import NOT_AVAILABLE, launch_follow_on
+from tasks.launching import launch_follow_on
 from tasks.referrals import due_in_business_days, record_legal_basis
 
 # The public bodies of the check and its escalation must know whom to visit. 고독사예방법 §13 (early
@@ -51,8 +51,7 @@ NO_CONTACT = "no-contact"
 CANNOT_LOCATE = "cannot-locate"
 NEEDS_OUTCOMES = (NEEDS_HOARDING, NEEDS_MENTAL_HEALTH, NEEDS_JOBS, NEEDS_SUPPLIES)
 CHECK_OUTCOMES = (FINE, *NEEDS_OUTCOMES, NO_CONTACT, CANNOT_LOCATE)
-# The intervention each need opens for the same resident. yeongye has no job-placement flow yet:
-# that need is closed as "job-placement-pending" until one exists (registry.cases.INTERVENTIONS).
+# The intervention each need opens for the same resident.
 FOLLOW_ON = {NEEDS_HOARDING: "hoarding", NEEDS_MENTAL_HEALTH: "mh-counselling", NEEDS_JOBS: "job-placement"}
 SUPPLIES = Need("welfare-center", "supplies")
 NEXT_CHECK = Need("volunteer-center", "safety-check")
@@ -175,9 +174,7 @@ def _provide(case_ref: str, need: str) -> str:
         return close_with_approval(case_ref, "supplies-provided")
     intervention = FOLLOW_ON[need]
     enter_stage(case_ref, f"follow-on-{intervention}")
-    follow_on = launch_follow_on(case_ref, intervention)
-    if follow_on.status == NOT_AVAILABLE:
-        return close_with_approval(case_ref, f"{intervention}-pending")
+    launch_follow_on(case_ref, intervention)
     return close_with_approval(case_ref, f"linked-{intervention}")
 
 

@@ -1,0 +1,1 @@
+"""Job placement (일자리 연계): the flow in ``flow.py``."""
