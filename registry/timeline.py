@@ -51,6 +51,7 @@ def case_timeline(session: Session, case: Case) -> dict[str, Any]:
     return {
         "case": case.ref,
         "intervention": case.intervention,
+        "program_kind": case.program_kind,  # which partner programme, for a programme case
         "complex": case.complex_code,
         "status": case.status,
         "stage": case.stage,

@@ -179,6 +179,7 @@ def test_mind_health_monthly_run_through_the_cli_recruits_isolated_first_and_rep
     assert "마음건강 교육 (mind-health education)" in shown and "gaon-mhwc-1" in shown
     roster = json.loads(_cli("program", "show", case_ref, "--json"))
     assert roster["kind"] == "mind-health"
+    assert json.loads(_cli("case", case_ref, "--json"))["program_kind"] == "mind-health"
     assert [(p["ref"], p["attended"]) for p in roster["roster"]] == [("R-D-003", 1), ("R-D-001", 1), ("R-D-002", 0)]
     assert roster["sessions_held"] == 1 and roster["roster"][0]["name"] == _resident(registry, "R-D-003").name
 

@@ -206,7 +206,8 @@ def show_case(
     if as_json:
         return _print_json(timeline)
     console.print(
-        f"[bold]{timeline['case']}[/] {timeline['intervention']} · {timeline['complex']}단지 · "
+        f"[bold]{timeline['case']}[/] {' '.join(filter(None, (timeline['intervention'], timeline['program_kind'])))} · "
+        f"{timeline['complex']}단지 · "
         f"상태 {timeline['status']} · 단계 {timeline['stage']} · 결과 {timeline['outcome'] or '-'}"
     )
     referrals = Table(
