@@ -162,8 +162,13 @@ def test_two_sweeps_do_not_open_the_same_case_twice(registry: Database, tmp_path
     assert len(third.new_case_refs) == 1
     assert open_outreach(registry) == ["R-A-001", "R-B-001", "R-B-002"]
     with registry.transaction() as session:
-        refs = list(session.scalars(select(Case.ref).where(Case.intervention == "outreach")))
-    assert all(ref.startswith("C-2026-") for ref in refs) and len(set(refs)) == 3
+        opened = session.execute(select(Case.id, Case.ref).where(Case.intervention == "outreach")).all()
+        # The sweep takes its case ids as the database would: a case opened afterwards gets a later one.
+        later = cases.open_case(
+            session, intervention="hoarding", complex_code="A", resident_ref="R-A-002", opened_at=NOW
+        )
+    assert len(opened) == 3 and all(ref == f"C-2026-{id_:04d}" for id_, ref in opened)
+    assert later.id > max(id_ for id_, _ in opened) and later.ref == f"C-2026-{later.id:04d}"
 
 
 def test_cli_sweep_prints_the_table_and_rejects_a_bad_file(
