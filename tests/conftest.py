@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 from prefect.settings import (
     PREFECT_FLOWS_HEARTBEAT_FREQUENCY,
+    PREFECT_LOGGING_TO_API_ENABLED,
     PREFECT_RESULTS_LOCAL_STORAGE_PATH,
     PREFECT_RESULTS_PERSIST_BY_DEFAULT,
     temporary_settings,
@@ -33,13 +34,32 @@ def results_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("results")
 
 
+# Server services the tests never wait on (they answer every wait themselves and start no schedules);
+# off, they leave the CPU to the flows: the suite is CPU-bound on a 2-core machine.
+IDLE_SERVICES = (
+    "CANCELLATION_CLEANUP",
+    "DB_VACUUM",
+    "EVENT_PERSISTER",
+    "FOREMAN",
+    "LATE_RUNS",
+    "SCHEDULER",
+    "PAUSE_EXPIRATIONS",
+    "REPOSSESSOR",
+    "CLEANUP_RECONCILER",
+    "TRIGGERS",
+)
+
+
 @pytest.fixture(scope="session")
 def prefect_server(results_dir: Path) -> Iterator[None]:
-    """One real Prefect server (API + database) for the whole session."""
+    """One real Prefect server (API + database) per test process (pytest-xdist runs one per core)."""
     os.environ["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"
+    for service in IDLE_SERVICES:
+        os.environ[f"PREFECT_SERVER_SERVICES_{service}_ENABLED"] = "false"
     with prefect_test_harness(server_startup_timeout=90):
         with temporary_settings(
             {
+                PREFECT_LOGGING_TO_API_ENABLED: False,
                 PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None,
                 PREFECT_RESULTS_PERSIST_BY_DEFAULT: True,
                 PREFECT_RESULTS_LOCAL_STORAGE_PATH: results_dir,
@@ -92,3 +112,9 @@ def registry(
     load_registry(db, SAMPLE_PATH)
     yield db
     db.dispose()
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The tests that run real worker processes take minutes: start them first, so that with one
+    process per core they overlap the many short tests instead of running alone at the end."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)

@@ -5,13 +5,13 @@ from __future__ import annotations
 from collections import Counter
 from pathlib import Path
 
+import pytest
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
 from sqlalchemy import select
 
 from registry.db import Database
 from registry.models import Case, OutboxMessage, Referral, Resident
-from tests.conftest import every_backend
 from tests.driving import Script, assert_not_in_prefect, deploy_hoarding, drive, run_once
 from yeongye import steering
 from yeongye.mailcapture import MailCapture, read_captured
@@ -62,7 +62,7 @@ def _task_states(flow_run_id: str) -> Counter[str]:
                 return states
 
 
-@every_backend
+@pytest.mark.slow
 def test_full_case_reaches_closure_with_one_email_per_handoff(
     prefect_server: None, registry: Database, mail: MailCapture, results_dir: Path
 ) -> None:
@@ -128,6 +128,7 @@ def test_consent_refused_never_contacts_the_cleaning_firm(
     assert "district1@example.org" not in recipients
 
 
+@pytest.mark.slow
 def test_rejection_reroutes_to_next_agency_then_asks_coordinator(
     prefect_server: None, registry: Database, mail: MailCapture
 ) -> None:

@@ -27,7 +27,7 @@ import pytest
 
 from yeongye.mailcapture import CapturedMail, read_captured
 
-pytestmark = [pytest.mark.stack, pytest.mark.timeout(400)]
+pytestmark = [pytest.mark.stack, pytest.mark.slow, pytest.mark.timeout(600)]
 
 
 @pytest.fixture

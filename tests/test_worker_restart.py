@@ -69,6 +69,7 @@ def _wait_until_paused_or_final(flow_run_id: str, timeout: float = 120) -> str:
     raise AssertionError(f"flow run still {state.name if state else None} after {timeout}s")
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(900)
 def test_case_survives_worker_restart_and_sends_nothing_twice(
     prefect_server: None, registry: Database, mail: MailCapture, results_dir: Path, tmp_path: Path
