@@ -10,6 +10,24 @@ from tasks.case import close_case, enter_stage, publish_timeline
 from tasks.handoffs import ConsentOutcome, Need, ask, follow_up, hand_off, obtain_consent
 
 FOLLOW_UP_VISIT = Need("management-office", "follow-up-visit")
+MONITORING_VISIT = Need("management-office", "monitoring-visit")
+CONSENT_REFUSED = "consent-refused-monitoring"
+# A refusal is followed by one re-approach; a service pressed on someone who said no twice does harm.
+VOLUNTARY_CONSENT_ATTEMPTS = 2
+
+
+def intake_with_consent(case_ref: str, agency_types: list[str], purpose: str) -> bool:
+    """Open a voluntary intervention: intake, then written consent with one monitoring re-approach.
+
+    False when the resident refused both times: the caller closes the case with ``CONSENT_REFUSED``
+    and the complex keeps in touch through the management office, which learns nothing of the service.
+    """
+    enter_stage(case_ref, "intake")
+    publish_timeline(case_ref, "intake")
+    consent = consent_gate(
+        case_ref, agency_types, purpose, re_approach=MONITORING_VISIT, attempts=VOLUNTARY_CONSENT_ATTEMPTS
+    )
+    return consent is not None
 
 
 def consent_gate(

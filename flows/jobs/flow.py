@@ -23,8 +23,8 @@ import datetime as dt
 from prefect import flow
 
 from registry.jobs import EMPLOYMENT_SUPPORT, SELF_SUFFICIENCY, SENIOR_TRACKS
-from tasks.case import enter_stage, publish_timeline
-from tasks.gates import close_with_approval, consent_gate
+from tasks.case import enter_stage
+from tasks.gates import CONSENT_REFUSED, close_with_approval, intake_with_consent
 from tasks.handoffs import Need, ask, await_outcome, follow_up, hand_off
 from tasks.jobs import UNKNOWN, assess_track, senior_recruitment
 from tasks.referrals import due_in_months
@@ -32,8 +32,6 @@ from tasks.referrals import due_in_months
 PURPOSE = "job-placement"
 # An application carries who the resident is: every body that may receive one is named in the consent.
 CONSENTED_AGENCY_TYPES = ["senior-club", "employment-center", "self-sufficiency", "management-office"]
-CONSENT_ATTEMPTS = 2
-MONITORING_VISIT = Need("management-office", "monitoring-visit")
 
 # What the 시니어클럽 reports on an application, and on a vacancy for a resident on its waiting list.
 PLACED, PLACED_AT_COMPLEX, WAITING_LIST, NOT_SELECTED = "placed", "placed-at-complex", "waiting-list", "not-selected"
@@ -59,14 +57,8 @@ CHECK_MONTHS = 3
 @flow(name="job-placement", flow_run_name="{case_ref} job-placement 일자리 연계", persist_result=True)
 def job_placement(case_ref: str) -> str:
     """Run one job placement from consent to closure; returns the case's outcome."""
-    enter_stage(case_ref, "intake")
-    publish_timeline(case_ref, "intake")
-
-    consent = consent_gate(
-        case_ref, CONSENTED_AGENCY_TYPES, PURPOSE, re_approach=MONITORING_VISIT, attempts=CONSENT_ATTEMPTS
-    )
-    if consent is None:
-        return close_with_approval(case_ref, "consent-refused-monitoring")
+    if not intake_with_consent(case_ref, CONSENTED_AGENCY_TYPES, PURPOSE):
+        return close_with_approval(case_ref, CONSENT_REFUSED)
 
     track = _job_track(case_ref)
     if track is None:

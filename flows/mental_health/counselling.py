@@ -13,16 +13,12 @@ from __future__ import annotations
 
 from prefect import flow
 
-from tasks.case import enter_stage, publish_timeline
-from tasks.gates import close_with_approval, consent_gate
+from tasks.gates import CONSENT_REFUSED, MONITORING_VISIT, close_with_approval, intake_with_consent
 from tasks.handoffs import Need, await_outcome, follow_up, hand_off
 
 PURPOSE = "mh-counselling"
 # Who may learn who the resident is: the centre, and the complex's management office that visits.
 CONSENTED_AGENCY_TYPES = ["mental-health-center", "management-office"]
-# A refusal is followed by one re-approach; counselling pressed on someone who said no twice does harm.
-CONSENT_ATTEMPTS = 2
-MONITORING_VISIT = Need("management-office", "monitoring-visit")
 FOLLOW_UP = Need("management-office", "follow-up-visit")
 FOLLOW_UP_MONTHS = 1
 
@@ -43,14 +39,8 @@ CASE_OUTCOMES = {
 @flow(name="mh-counselling", flow_run_name="{case_ref} mh-counselling 정신건강 상담 연계", persist_result=True)
 def mh_counselling(case_ref: str) -> str:
     """Run one counselling linkage from consent to closure; returns the case's outcome."""
-    enter_stage(case_ref, "intake")
-    publish_timeline(case_ref, "intake")
-
-    consent = consent_gate(
-        case_ref, CONSENTED_AGENCY_TYPES, PURPOSE, re_approach=MONITORING_VISIT, attempts=CONSENT_ATTEMPTS
-    )
-    if consent is None:
-        return close_with_approval(case_ref, "consent-refused-monitoring")
+    if not intake_with_consent(case_ref, CONSENTED_AGENCY_TYPES, PURPOSE):
+        return close_with_approval(case_ref, CONSENT_REFUSED)
 
     counselling = await_outcome(
         case_ref, "counselling", Need("mental-health-center", "mh-counselling"), outcomes=OUTCOMES

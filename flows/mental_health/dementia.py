@@ -14,14 +14,11 @@ from __future__ import annotations
 
 from prefect import flow
 
-from tasks.case import enter_stage, publish_timeline
-from tasks.gates import close_with_approval, consent_gate
+from tasks.gates import CONSENT_REFUSED, close_with_approval, intake_with_consent
 from tasks.handoffs import Need, await_outcome, follow_up, hand_off
 
 PURPOSE = "dementia-screening"
 CONSENTED_AGENCY_TYPES = ["dementia-center", "management-office"]
-CONSENT_ATTEMPTS = 2
-MONITORING_VISIT = Need("management-office", "monitoring-visit")
 FOLLOW_UP = Need("management-office", "follow-up-visit")
 
 NORMAL = "normal"  # 정상
@@ -36,14 +33,8 @@ FOLLOW_UP_MONTHS = {COGNITIVE_DECLINE: (3,), DEMENTIA_SUSPECTED: (1, 3)}
 @flow(name="dementia-screening", flow_run_name="{case_ref} dementia-screening 치매 조기검진 연계", persist_result=True)
 def dementia_screening(case_ref: str) -> str:
     """Run one screening linkage from consent to closure; returns the case's outcome."""
-    enter_stage(case_ref, "intake")
-    publish_timeline(case_ref, "intake")
-
-    consent = consent_gate(
-        case_ref, CONSENTED_AGENCY_TYPES, PURPOSE, re_approach=MONITORING_VISIT, attempts=CONSENT_ATTEMPTS
-    )
-    if consent is None:
-        return close_with_approval(case_ref, "consent-refused-monitoring")
+    if not intake_with_consent(case_ref, CONSENTED_AGENCY_TYPES, PURPOSE):
+        return close_with_approval(case_ref, CONSENT_REFUSED)
 
     screening = await_outcome(case_ref, "screening", Need("dementia-center", "dementia-screening"), outcomes=RESULTS)
     if screening.status != "completed":
