@@ -10,7 +10,7 @@ import datetime as dt
 import uuid
 from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -75,6 +75,7 @@ def open_case(
     resident_ref: str | None,
     opened_at: dt.datetime,
     program_kind: str | None = None,
+    run_parameters: dict[str, Any] | None = None,
 ) -> Case:
     """Validate a launch request and create the case; raises ``CaseError`` naming the bad field.
 
@@ -110,6 +111,7 @@ def open_case(
         complex_code=complex_code,
         resident_ref=resident_ref or None,
         program_kind=program_kind,
+        run_parameters=run_parameters or None,
         coordinator_id=coordinator.id,
         supervisor_id=supervisor.id,
         opened_at=opened_at,
@@ -155,11 +157,6 @@ def attach_flow_run(session: Session, case: Case, flow_run_id: str) -> None:
     """The case's process exists: from now on the case is open for good."""
     case.flow_run_id = flow_run_id
     audit(session, case, case.coordinator_id, "case-opened", intervention=case.intervention)
-
-
-def discard_case(session: Session, case_ref: str) -> None:
-    """Undo ``open_case`` when its flow run could not be created (nothing else refers to it yet)."""
-    session.execute(delete(Case).where(Case.ref == case_ref, Case.flow_run_id.is_(None)))
 
 
 def set_stage(session: Session, case: Case, stage: str) -> None:
@@ -249,7 +246,12 @@ def record_answer(
     at: dt.datetime,
     outcome: str = "",
 ) -> bool:
-    """Apply an agency's answer; returns False (and changes nothing) when it would be a no-op."""
+    """Apply an agency's answer; returns False (and changes nothing) when it would be a no-op or came too late.
+
+    The status moves by compare and set: the deadline sweep may time the referral out in another
+    transaction at the same moment, and exactly one of the two moves it on. The loser changes
+    nothing and finds ``referral`` as the winner left it.
+    """
     if status not in ANSWER_STATUSES:
         raise CaseError(f"status: '{status}'는 허용되지 않습니다; {', '.join(ANSWER_STATUSES)} 중 하나")
     if status in REASON_REQUIRED and not reason.strip():
@@ -262,10 +264,15 @@ def record_answer(
         status, reason = "failed", reason or TIMED_OUT_REASON
     if referral.status in FINAL_STATUSES or referral.status == status:
         return False
-    referral.status = status
-    referral.reason = reason or None
-    referral.outcome = outcome or None
-    referral.updated_at = at
+    moved = session.execute(
+        update(Referral)
+        .where(Referral.id == referral.id, Referral.status == referral.status)
+        .values(status=status, reason=reason or None, outcome=outcome or None, updated_at=at)
+        .execution_options(synchronize_session=False)
+    )
+    session.refresh(referral)
+    if moved.rowcount != 1:  # type: ignore[attr-defined]
+        return False
     audit(
         session,
         case,

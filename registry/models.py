@@ -136,6 +136,9 @@ class Case(Base):
     coordinator_id: Mapped[str] = mapped_column(ForeignKey("staff.id"))
     supervisor_id: Mapped[str] = mapped_column(ForeignKey("staff.id"))
     flow_run_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
+    # What the flow run is created with besides the case ref (a programme's sessions), so a run
+    # that could not be created at launch, or went missing, is created again the same way.
+    run_parameters: Mapped[dict[str, Any] | None] = mapped_column(nullable=True)
     outcome: Mapped[str | None] = mapped_column(String(32), nullable=True)
     opened_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=_utc_now)
     closed_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
@@ -305,9 +308,14 @@ class ProgramAttendance(Base):
 
 
 class OutboxMessage(Base):
-    """An email to send exactly once; ``idempotency_key`` is derived from (case, step, recipient)."""
+    """An email to send once; ``idempotency_key`` is derived from (case, step, recipient).
+
+    Status: pending (due at ``next_attempt_at``, or now when unset) → sending (claimed) → sent;
+    a message the mail server refused for good is ``failed`` until someone retries it.
+    """
 
     __tablename__ = "outbox"
+    __table_args__ = (Index("ix_outbox_due", "status", "next_attempt_at"),)
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     idempotency_key: Mapped[str] = mapped_column(String(160), unique=True)
     case_id: Mapped[int] = mapped_column(ForeignKey("case.id"))
@@ -328,6 +336,7 @@ class OutboxMessage(Base):
     last_error: Mapped[str | None] = mapped_column(Text, nullable=True)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=_utc_now)
     claimed_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    next_attempt_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     sent_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
 
 

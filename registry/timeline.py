@@ -86,7 +86,15 @@ def case_timeline(session: Session, case: Case) -> dict[str, Any]:
         "follow_ups": [{"key": f.key, "due": f.due_date.isoformat()} for f in follow_ups],
         "conferences": _conferences(session, case, referrals),
         "emails": [
-            {"to_agency": m.agency_id, "subject": m.subject, "status": m.status, "attempts": m.attempts} for m in emails
+            {
+                "id": m.id,
+                "to_agency": m.agency_id,
+                "subject": m.subject,
+                "status": m.status,
+                "attempts": m.attempts,
+                "last_error": m.last_error,
+            }
+            for m in emails
         ],
         "waiting_for": waiting,
     }

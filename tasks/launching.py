@@ -51,6 +51,9 @@ def launch_follow_on(case_ref: str, intervention: str) -> FollowOn:
             runtime.database(), intervention=intervention, complex_code=complex_code, resident_ref=resident_ref
         )
         result = FollowOn(LAUNCHED, launched.case_ref)
+    except steering.RunNotStarted as pending:
+        # The case is open and the recovery creates its run: the follow-on is launched all the same.
+        result = FollowOn(LAUNCHED, pending.case_ref)
     except cases.CaseError:
         # A launch for the same resident won the race: the open case it made is the follow-on.
         with runtime.transaction() as session:

@@ -1,19 +1,27 @@
-"""The outbox sends each message once: across retries, repeated enqueueing, and an SMTP outage."""
+"""The outbox sends each message once: across retries, repeated enqueueing, an SMTP outage of any
+length, a sender killed mid-send, a permanent refusal and a lost reply (at most one duplicate)."""
 
 from __future__ import annotations
 
+import asyncio
+import datetime as dt
 import socket
+from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
+from aiosmtpd.smtp import SMTP, Envelope, Session
 from sqlalchemy import select
 
 from registry import cases, outbox
-from registry.calendar import SystemClock
+from registry.calendar import FixedClock, SystemClock
 from registry.db import Database
-from registry.models import OutboxMessage
+from registry.models import Agency, OutboxMessage
 from tasks import mailer
+from tasks.mailer import Sender
 from tests.conftest import every_backend
-from yeongye.mailcapture import MailCapture, read_captured
+from yeongye.mailcapture import MailCapture, _LoopbackController, _StoreHandler, read_captured
+from yeongye.settings import get_settings
 
 
 def _enqueue(db: Database) -> int:
@@ -42,25 +50,141 @@ def test_delivering_twice_sends_once(registry: Database, mail: MailCapture) -> N
         assert stored is not None and (stored.status, stored.attempts) == ("sent", 1)
 
 
-def test_smtp_outage_leaves_message_pending_then_sends_once(
-    registry: Database, mail: MailCapture, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def _dead_port() -> int:
     with socket.socket() as probe:  # a port nobody listens on
         probe.bind(("127.0.0.1", 0))
-        dead_port = probe.getsockname()[1]
-    message_id = _enqueue(registry)
-    monkeypatch.setenv("YEONGYE_SMTP_PORT", str(dead_port))
-    with pytest.raises(Exception) as outage:
-        mailer.deliver(message_id)
-    from tasks.retry import is_transient
+        return int(probe.getsockname()[1])
 
-    assert is_transient(outage.value)
+
+def _sender(db: Database, clock: FixedClock, port: int, timeout: float = 10.0) -> Sender:
+    settings = get_settings().model_copy(update={"smtp_port": port, "smtp_timeout": timeout})
+    return Sender(db, settings, clock)
+
+
+@every_backend
+def test_smtp_outage_delays_mail_without_failing_and_the_relay_sends_it_once(
+    registry: Database, mail: MailCapture
+) -> None:
+    """The mail server down for five minutes: nothing raises, nothing is lost, nothing goes twice."""
+    message_id = _enqueue(registry)
+    clock = FixedClock(SystemClock().now())
+    down = _sender(registry, clock, _dead_port())
+    assert down.deliver(message_id) == "pending"  # a flow's one attempt: returns, does not raise
+    for _ in range(30):  # the relay keeps looking every ten seconds while the server is down
+        clock.advance(dt.timedelta(seconds=10))
+        down.deliver_due()
     with registry.transaction() as session:
         stored = session.get(OutboxMessage, message_id)
-        assert stored is not None and stored.status == "pending" and stored.last_error
-    monkeypatch.setenv("YEONGYE_SMTP_PORT", str(mail.port))
-    assert mailer.deliver(message_id) == "sent"
+        assert stored is not None and stored.status == "pending" and "SMTPConnectError" in (stored.last_error or "")
+        assert outbox.due(session, clock.now()) == []  # backing off
+        tries_while_down = stored.attempts
+    assert 3 <= tries_while_down <= 8  # backoff: far fewer than the 30 looks
+    up = _sender(registry, clock, mail.port)
+    assert up.deliver_due() == {}  # not due yet: the backoff holds
+    clock.advance(outbox.MAX_BACKOFF)
+    assert up.deliver_due() == {"sent": 1}
+    assert up.deliver_due() == {}
     assert len(read_captured(mail.mail_dir)) == 1
+
+
+def test_a_sender_killed_after_its_claim_loses_it_and_the_relay_sends_the_message(
+    registry: Database, mail: MailCapture
+) -> None:
+    message_id = _enqueue(registry)
+    clock = FixedClock(SystemClock().now())
+    with registry.transaction() as session:
+        assert outbox.claim(session, message_id, clock.now())  # ... and the sender is killed here
+    relay = _sender(registry, clock, mail.port)
+    assert relay.deliver_due() == {}  # a fresh claim is respected
+    clock.advance(outbox.STALE_CLAIM + dt.timedelta(seconds=1))
+    assert relay.deliver_due() == {"sent": 1}
+    assert len(read_captured(mail.mail_dir)) == 1
+
+
+class _Refusing(_StoreHandler):
+    """A mail server that has no mailbox for one address (550) and drops the reply after DATA for another."""
+
+    def __init__(self, mail_dir: Path, refused: str, slow: str, delay: float) -> None:
+        super().__init__(mail_dir)
+        self.refused, self.slow, self.delay = refused, slow, delay
+
+    async def handle_RCPT(  # noqa: N802 - aiosmtpd's hook name
+        self, server: SMTP, session: Session, envelope: Envelope, address: str, options: list[str]
+    ) -> str:
+        if address == self.refused:
+            return "550 5.1.1 mailbox unavailable"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:  # noqa: N802
+        reply = await super().handle_DATA(server, session, envelope)
+        if self.slow in envelope.rcpt_tos:
+            await asyncio.sleep(self.delay)  # stored, but the client gives up before the 250 arrives
+        return reply
+
+
+@pytest.fixture
+def refusing(tmp_path: Path) -> Iterator[tuple[_LoopbackController, Path]]:
+    mail_dir = tmp_path / "refusing"
+    controller = _LoopbackController(
+        _Refusing(mail_dir, refused="cc1@example.org", slow="slow@example.org", delay=3),
+        hostname="127.0.0.1",
+        port=0,
+    )
+    controller.start()
+    try:
+        yield controller, mail_dir
+    finally:
+        controller.stop()
+
+
+def test_a_permanent_refusal_is_failed_listed_and_retried_to_the_corrected_address(
+    registry: Database, refusing: tuple[_LoopbackController, Path]
+) -> None:
+    controller, mail_dir = refusing
+    message_id = _enqueue(registry)  # to gaon-cc-1 at cc1@example.org, which the server refuses
+    clock = FixedClock(SystemClock().now())
+    sender = _sender(registry, clock, controller.port)
+    assert sender.deliver(message_id) == "failed"
+    clock.advance(outbox.MAX_BACKOFF * 10)
+    assert sender.deliver_due() == {}  # a failed message waits for a person, not for a timer
+    with registry.transaction() as session:
+        stored = session.get(OutboxMessage, message_id)
+        assert stored is not None and stored.status == "failed" and "550" in (stored.last_error or "")
+        session.get(Agency, "gaon-cc-1").email = "cc1-new@example.org"  # type: ignore[union-attr]
+        retried = outbox.retry(session, message_id, clock.now())
+        assert retried.to_addr == "cc1-new@example.org"
+    assert sender.deliver_due() == {"sent": 1}
+    (captured,) = read_captured(mail_dir)
+    assert captured.to == ["cc1-new@example.org"]
+
+
+def test_a_lost_reply_after_data_gives_at_most_one_duplicate_with_the_same_message_id(
+    registry: Database, refusing: tuple[_LoopbackController, Path]
+) -> None:
+    controller, mail_dir = refusing
+    with registry.transaction() as session:
+        case = cases.open_case(
+            session, intervention="hoarding", complex_code="A", resident_ref="R-A-001", opened_at=SystemClock().now()
+        )
+        message, _ = outbox.enqueue(
+            session,
+            case,
+            key=outbox.idempotency_key(case.ref, "assessment", "slow"),
+            agency_id=None,
+            draft=outbox.Draft("slow@example.org", "제목", "본문", "<p>본문</p>"),
+            domain="test",
+        )
+        message_id = message.id
+    clock = FixedClock(SystemClock().now())
+    sender = _sender(registry, clock, controller.port, timeout=1)
+    assert sender.deliver(message_id) == "pending"  # the 250 never came in time
+    clock.advance(outbox.MAX_BACKOFF)
+    fast = _sender(registry, clock, controller.port, timeout=10)
+    assert fast.deliver_due() == {"sent": 1}
+    assert fast.deliver_due() == {}
+    copies = read_captured(mail_dir)
+    assert len(copies) == 2 and copies[0].message_id == copies[1].message_id
 
 
 def test_bad_input_is_not_retried() -> None:

@@ -20,14 +20,14 @@ from rich.console import Console
 from rich.table import Table
 from sqlalchemy import select
 
-from registry import calendar, cases, deadlines, detection, jobs, programs
+from registry import calendar, cases, deadlines, detection, jobs, outbox, programs
 from registry.db import Database
 from registry.loader import SAMPLE_PATH, RegistryLoadError, load_registry
 from registry.models import Case, HolidayOverride, Resident
 from registry.timeline import case_timeline
 from yeongye import steering
 from yeongye.mailcapture import read_captured
-from yeongye.settings import Settings, get_settings
+from yeongye.settings import RegistryUnavailable, Settings, get_settings
 
 app = typer.Typer(
     help="yeongye (연계): 공공임대 주거복지 다기관 연계 관리 / multi-agency welfare linkage",
@@ -42,6 +42,8 @@ program_app = typer.Typer(help="단지 공동 프로그램: 참여자 등록, �
 app.add_typer(program_app, name="program")
 jobs_app = typer.Typer(help="일자리 연계: 자격 확인 사항 기록 / job placement", no_args_is_help=True)
 app.add_typer(jobs_app, name="jobs")
+outbox_app = typer.Typer(help="보낼 메일함: 대기·실패 메일, 다시 보내기 / the email outbox")
+app.add_typer(outbox_app, name="outbox")
 
 console = Console()
 errors = Console(stderr=True)
@@ -53,8 +55,13 @@ def _fail(message: str) -> typer.Exit:
 
 
 def _database(settings: Settings) -> Database:
+    """The registry the configuration names (see ``Settings.registry_url``), migrated to the newest schema."""
+    try:
+        url = settings.registry_url
+    except RegistryUnavailable as error:
+        raise _fail(str(error)) from error
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    db = Database(settings.registry_url)
+    db = Database(url)
     db.migrate()
     return db
 
@@ -224,10 +231,12 @@ def show_case(
     for a in timeline["approvals"]:
         approvals.add_row(a["key"], a["kind"], a["approver"], a["status"], a["reason"] or "", a["due"])
     console.print(approvals)
-    emails = Table("수신 기관 to", "제목 subject", "상태 status", "시도 attempts", title="메일 emails")
+    emails = Table("ID", "수신 기관 to", "제목 subject", "상태 status", "시도 attempts", title="메일 emails")
     for m in timeline["emails"]:
-        emails.add_row(m["to_agency"] or "(직원 staff)", m["subject"], m["status"], str(m["attempts"]))
+        status = f"{_OUTBOX_STATUS_LABELS[m['status']]} ({m['status']})"
+        emails.add_row(str(m["id"]), m["to_agency"] or "(직원 staff)", m["subject"], status, str(m["attempts"]))
     console.print(emails)
+    _print_failed_mail([m for m in timeline["emails"] if m["status"] == "failed"])
     today = calendar.today(calendar.SystemClock()).isoformat()
     waiting = ", ".join(
         f"{w.get('agency') or w.get('key')} (~{w['due']}{', 기한 초과 overdue' if w['due'] < today else ''}"
@@ -524,6 +533,18 @@ def overdue(as_json: bool = typer.Option(False, "--json")) -> None:
                 row[group], row["case"], row["what"], row["due"].isoformat(), str(row["days_late"]), row["escalation"]
             )
         console.print(table)
+    with db.transaction() as session:
+        _print_failed_mail(outbox.listing(session, "failed"))
+
+
+def _print_failed_mail(failed: list[dict[str, Any]]) -> None:
+    """Mail the server refused for good waits for a person: say so wherever late work is shown."""
+    for m in failed:
+        console.print(
+            f"[bold red]메일 전송 실패 (email refused)[/] ID {m['id']} {m.get('case', '')} {m['subject']}: "
+            f"{m['last_error']} → 주소를 고친 뒤 (after fixing the address) yeongye outbox retry {m['id']}",
+            highlight=False,
+        )
 
 
 @app.command("deadlines")
@@ -618,3 +639,92 @@ def mail(as_json: bool = typer.Option(False, "--json"), limit: int = typer.Optio
     for row in rows:
         table.add_row(row["received_at"], ", ".join(row["to"]), row["case"], row["subject"])
     console.print(table)
+
+
+_OUTBOX_STATUS_LABELS = {"pending": "대기", "sending": "보내는 중", "sent": "보냄", "failed": "실패"}
+
+
+@outbox_app.callback(invoke_without_command=True)
+def outbox_list(
+    ctx: typer.Context,
+    status: str | None = typer.Option(
+        None,
+        "--status",
+        help="pending(대기) / sending(보내는 중) / sent(보냄) / failed(실패); 기본: 보내지 못한 것 전부",
+    ),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """보내지 못한 메일(대기·실패) 목록 / messages not sent yet, and those the mail server refused."""
+    if ctx.invoked_subcommand is not None:
+        return
+    if status is not None and status not in _OUTBOX_STATUS_LABELS:
+        raise _fail(f"--status: {', '.join(_OUTBOX_STATUS_LABELS)} 중 하나여야 합니다 (unknown status)")
+    db = _database(get_settings())
+    with db.transaction() as session:
+        rows = outbox.listing(session, status)
+    if as_json:
+        return _print_json(rows)
+    table = Table(
+        "ID", "사례 case", "수신 to", "상태 status", "시도 attempts", "다음 시도 next", "오류 error", "제목 subject"
+    )
+    for row in rows:
+        table.add_row(
+            str(row["id"]),
+            row["case"],
+            row["to"],
+            f"{_OUTBOX_STATUS_LABELS[row['status']]} ({row['status']})",
+            str(row["attempts"]),
+            _seoul(row["next_attempt_at"]),
+            row["last_error"] or "",
+            row["subject"],
+        )
+    console.print(table)
+
+
+@outbox_app.command("retry")
+def outbox_retry(message_id: int = typer.Argument(..., help="yeongye outbox 의 ID")) -> None:
+    """실패한 메일을 등록부의 현재 주소로 다시 보냅니다 (릴레이가 곧 보냄) / send a failed message again."""
+    db = _database(get_settings())
+    try:
+        with db.transaction() as session:
+            message = outbox.retry(session, message_id, calendar.SystemClock().now())
+            to_addr = message.to_addr
+    except outbox.OutboxError as error:
+        raise _fail(str(error)) from error
+    console.print(f"다시 보냄 대기 (queued again): {message_id} → {to_addr}")
+
+
+def _seoul(value: dt.datetime | None) -> str:
+    """A time as people here read it: Asia/Seoul, to the minute (SQLite keeps the clock's Seoul time without a zone)."""
+    if value is None:
+        return ""
+    local = value.replace(tzinfo=calendar.SEOUL) if value.tzinfo is None else value.astimezone(calendar.SEOUL)
+    return f"{local:%Y-%m-%d %H:%M}"
+
+
+@app.command()
+def doctor(
+    repair: bool = typer.Option(False, "--repair", help="고칠 수 있는 것을 고칩니다 / mend what can be mended"),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """열린 사례마다 flow run 이 살아 있는지 점검 / check that every open case has a live process.
+
+    종료 코드: 사람이 판단해야 하거나 아직 고치지 못한 것이 있으면 1 (exit 1 when anything is left).
+    """
+    from yeongye import recovery
+
+    settings = get_settings()
+    db = _database(settings)
+    with _prefect(settings):
+        findings = recovery.examine(db, repair=repair)
+    if as_json:
+        _print_json([finding.__dict__ for finding in findings])
+    elif not findings:
+        console.print("모든 열린 사례가 정상입니다 (every open case has a live flow run)")
+    else:
+        table = Table("사례 case", "문제 problem", "조치 action", "flow run")
+        for f in findings:
+            table.add_row(f.case_ref, recovery.PROBLEMS[f.problem], recovery.ACTIONS[f.action], f.flow_run_id or "-")
+        console.print(table)
+    if any(finding.action != "repaired" for finding in findings):
+        raise typer.Exit(code=1)

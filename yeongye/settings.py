@@ -11,12 +11,17 @@ import json
 from pathlib import Path
 from typing import Any, Literal
 
+import psutil
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from registry.catalog import AGENCY_TYPE_CODES
 from registry.escalation import Ladder
 from registry.jobs import parse_window
+
+
+class RegistryUnavailable(RuntimeError):
+    """The configured registry cannot be reached now; the message says why and what to do."""
 
 
 class Settings(BaseSettings):
@@ -44,6 +49,10 @@ class Settings(BaseSettings):
     smtp_password: str | None = None
     smtp_starttls: bool = False
     smtp_capture: bool = Field(default=True, description="`up` runs a loopback SMTP server that keeps every message.")
+    smtp_timeout: float = Field(
+        default=10.0, description="Seconds one SMTP attempt may take; then it is retried later."
+    )
+    relay_interval: float = Field(default=1.0, description="Seconds between two looks of the outbox relay.")
     mail_from: str = "yeongye@localhost"
     answer_port: int = Field(default=8030, description="Port of the page agencies answer on (signed links).")
     public_url: str | None = Field(
@@ -108,7 +117,25 @@ class Settings(BaseSettings):
 
     @property
     def registry_url(self) -> str:
-        return self.database_url or self.stack_info().get("database_url") or f"sqlite:///{self.data_dir / 'yeongye.db'}"
+        """The one registry the configuration names; never a silent stand-in.
+
+        A configured URL wins. Otherwise the registry is the one ``yeongye up`` runs: its embedded
+        PostgreSQL while the stack is up, or the SQLite file when the stack is configured without
+        PostgreSQL. With the embedded database and no stack running there is no registry to use,
+        and a command that needs one must say so rather than open an empty file.
+        """
+        if self.database_url:
+            return self.database_url
+        info = self.stack_info()
+        if info.get("database_url") and psutil.pid_exists(int(info.get("pid") or 0)):
+            return str(info["database_url"])
+        if self.embedded_postgres:
+            raise RegistryUnavailable(
+                f"등록부는 yeongye up 이 실행하는 내장 PostgreSQL 에 있는데, {self.data_dir} 에서 스택이 "
+                "실행 중이 아닙니다. 먼저 yeongye up 을 실행하세요 (the registry lives in the embedded "
+                "PostgreSQL of `yeongye up`, which is not running; start it, or set YEONGYE_DATABASE_URL)"
+            )
+        return f"sqlite:///{self.data_dir / 'yeongye.db'}"
 
     @property
     def results_dir(self) -> Path:

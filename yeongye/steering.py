@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
 
-from prefect.client.orchestration import get_client
+from prefect.client.orchestration import SyncPrefectClient, get_client
 from prefect.client.schemas.objects import State
 from prefect.exceptions import ObjectNotFound
 from prefect.flow_runs import resume_flow_run
@@ -40,6 +40,18 @@ class Launched:
     flow_run_id: str
 
 
+class RunNotStarted(SteeringError):
+    """The case is recorded but its flow run could not be created yet; recovery creates it later."""
+
+    def __init__(self, case_ref: str, error: BaseException) -> None:
+        super().__init__(
+            f"사례 {case_ref}는 등록되었지만 flow run 을 아직 만들지 못했습니다: {type(error).__name__}. "
+            "스택이 곧 다시 시도합니다; 지금 하려면 yeongye doctor --repair "
+            f"(case {case_ref} is recorded; the stack's recovery or `yeongye doctor --repair` creates its run)"
+        )
+        self.case_ref = case_ref
+
+
 def launch(
     db: Database,
     *,
@@ -49,15 +61,20 @@ def launch(
     program_kind: str | None = None,
     parameters: dict[str, int] | None = None,
 ) -> Launched:
-    """Open the case and start its flow run; if Prefect refuses, the case is removed again.
+    """Open the case, then create its flow run; idempotent end to end.
 
-    The case is committed before Prefect is called, so no database lock is held across the call
-    and simultaneous launches do not queue behind each other. A group intervention has no
-    resident but a ``program_kind``; ``parameters`` are the flow's own settings (e.g. a
-    programme's number of sessions), never anything about a person.
+    The deployment is looked up first, so a launch Prefect cannot take opens nothing. The case is
+    then committed before Prefect is called (no lock is held across the call, so simultaneous
+    launches do not queue) and is never deleted: once the call starts, a run may exist. Its run
+    is created with the case as Prefect's idempotency key, so creating it again (after
+    a timeout, a crash, by the recovery) finds the same run, and a case number is never reused.
+    A group intervention has no resident but a ``program_kind``; ``parameters`` are the flow's
+    own settings (e.g. a programme's number of sessions), never anything about a person.
     """
+    programs.check_launch(intervention, program_kind, parameters or {})
+    with get_client(sync_client=True) as client:
+        deployment = client.read_deployment_by_name(deployment_name(intervention))
     with db.transaction() as session:
-        programs.check_launch(intervention, program_kind, parameters or {})
         case_ref = cases.open_case(
             session,
             intervention=intervention,
@@ -65,22 +82,42 @@ def launch(
             resident_ref=resident_ref,
             opened_at=SystemClock().now(),
             program_kind=program_kind,
+            run_parameters=parameters,
         ).ref
     try:
         with get_client(sync_client=True) as client:
-            deployment = client.read_deployment_by_name(deployment_name(intervention))
-            flow_run = client.create_flow_run_from_deployment(
-                deployment.id,
-                parameters={**(parameters or {}), "case_ref": case_ref},
-                tags=[intervention, f"complex-{complex_code.lower()}"],
-            )
-    except BaseException:
-        with db.transaction() as session:
-            cases.discard_case(session, case_ref)
-        raise
+            flow_run_id = start_run(db, client, case_ref, deployment.id)
+    except Exception as error:
+        raise RunNotStarted(case_ref, error) from error
+    return Launched(case_ref, flow_run_id)
+
+
+def start_run(db: Database, client: SyncPrefectClient, case_ref: str, deployment_id: UUID | None = None) -> str:
+    """Create the case's flow run (or find the one created before) and attach it to the case.
+
+    The idempotency key is the case: Prefect returns the existing run of this deployment with
+    that key instead of making a second one. The key holds the moment the case was opened beside
+    its reference, so a registry started afresh against an old Prefect database, whose numbering
+    starts again at C-…-0001, never picks up a run of a different case.
+    """
+    with db.transaction() as session:
+        case = cases.find_case(session, case_ref)
+        if case.flow_run_id:
+            return case.flow_run_id
+        intervention, complex_code = case.intervention, case.complex_code
+        parameters = dict(case.run_parameters or {})
+        key = f"{case_ref}@{case.opened_at:%Y%m%dT%H%M%S.%f}"
+    if deployment_id is None:
+        deployment_id = client.read_deployment_by_name(deployment_name(intervention)).id
+    flow_run = client.create_flow_run_from_deployment(
+        deployment_id,
+        parameters={**parameters, "case_ref": case_ref},
+        tags=[intervention, f"complex-{complex_code.lower()}"],
+        idempotency_key=key,
+    )
     with db.transaction() as session:
         cases.attach_flow_run(session, cases.find_case(session, case_ref), str(flow_run.id))
-    return Launched(case_ref, str(flow_run.id))
+    return str(flow_run.id)
 
 
 @dataclass(frozen=True)
@@ -95,28 +132,19 @@ def launch_pending_outreach(db: Database) -> OutreachLaunch:
 
     The sweep commits its cases first (registry.detection); this only attaches runs. Without an
     "outreach/outreach" deployment the cases stay open and pending, and the next call (the next
-    sweep, or ``yeongye sweep``) launches them, so a missing deployment loses no case.
+    sweep, ``yeongye sweep``, or the recovery) launches them, so a missing deployment loses no case.
     """
     with db.transaction() as session:
         pending = detection.pending_outreach(session)
     if not pending:
         return OutreachLaunch([], [])
-    launched: list[str] = []
     with get_client(sync_client=True) as client:
         try:
             deployment = client.read_deployment_by_name(deployment_name(detection.OUTREACH))
         except ObjectNotFound:
             reason = f"배포 {deployment_name(detection.OUTREACH)} 없음 (deployment not found)"
             return OutreachLaunch([], [ref for ref, _ in pending], reason)
-        for case_ref, complex_code in pending:
-            flow_run = client.create_flow_run_from_deployment(
-                deployment.id,
-                parameters={"case_ref": case_ref},
-                tags=[detection.OUTREACH, f"complex-{complex_code.lower()}"],
-            )
-            with db.transaction() as session:
-                cases.attach_flow_run(session, cases.find_case(session, case_ref), str(flow_run.id))
-            launched.append(case_ref)
+        launched = [case_ref for case_ref, _ in pending if start_run(db, client, case_ref, deployment.id)]
     return OutreachLaunch(launched, [])
 
 

@@ -1,0 +1,122 @@
+"""Recovery: a launch that crashes at any point leaves no case without a run, no run without a case,
+and no case number used twice; a crashed or missing run is found and run again without sending twice.
+
+Each crash point is reproduced as the state it leaves behind (what a kill -9 at that instant
+would leave in the registry and in Prefect), then mended by the same check the stack runs every
+minute and `yeongye doctor --repair` runs on demand.
+"""
+
+from __future__ import annotations
+
+from uuid import UUID
+
+import pytest
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterId
+from prefect.states import Crashed
+from sqlalchemy import func, select
+
+from registry import cases
+from registry.calendar import SystemClock
+from registry.db import Database
+from registry.models import Case, OutboxMessage
+from tests.driving import deploy_hoarding, read_case, read_run, run_once
+from yeongye import recovery, steering
+from yeongye.mailcapture import MailCapture, read_captured
+
+
+def _runs_of(deployment_id: UUID, refs: list[str]) -> int:
+    """Flow runs of these cases (the test server is shared by the tests of this process)."""
+    with get_client(sync_client=True) as client:
+        runs = client.read_flow_runs(deployment_filter=DeploymentFilter(id=DeploymentFilterId(any_=[deployment_id])))
+    return sum(1 for run in runs if run.parameters.get("case_ref") in refs)
+
+
+def _open_case_without_run(db: Database, complex_code: str, resident_ref: str) -> str:
+    """What a launch killed right after committing the case leaves behind."""
+    with db.transaction() as session:
+        return cases.open_case(
+            session,
+            intervention="hoarding",
+            complex_code=complex_code,
+            resident_ref=resident_ref,
+            opened_at=SystemClock().now(),
+        ).ref
+
+
+def test_a_launch_crashing_at_each_point_leaves_every_case_with_exactly_one_run(
+    prefect_server: None, registry: Database, mail: MailCapture
+) -> None:
+    deployment_id = deploy_hoarding()
+
+    # 1. Before the commit: bad input opens nothing.
+    with pytest.raises(cases.CaseError):
+        steering.launch(registry, intervention="hoarding", complex_code="Z", resident_ref="R-A-001")
+    # 2. After the commit, before Prefect was called.
+    committed = _open_case_without_run(registry, "A", "R-A-001")
+    # 3. After Prefect created the run (or the client timed out waiting for its answer), before attaching it.
+    timed_out = _open_case_without_run(registry, "B", "R-B-001")
+    opened_at = read_case(registry, timed_out).opened_at
+    with get_client(sync_client=True) as client:
+        orphan = client.create_flow_run_from_deployment(
+            deployment_id,
+            parameters={"case_ref": timed_out},
+            idempotency_key=f"{timed_out}@{opened_at:%Y%m%dT%H%M%S.%f}",  # as steering.start_run keys it
+        )
+
+    findings = {f.case_ref: (f.problem, f.action) for f in recovery.examine(registry, repair=False)}
+    assert findings == {committed: ("no-run", "repairable"), timed_out: ("no-run", "repairable")}
+    repaired = recovery.examine(registry, repair=True)
+    assert {f.action for f in repaired} == {"repaired"}
+    assert recovery.examine(registry, repair=False) == []
+
+    assert read_case(registry, timed_out).flow_run_id == str(orphan.id)  # the orphan run, not a second one
+    assert read_case(registry, committed).flow_run_id
+    assert _runs_of(deployment_id, [committed, timed_out]) == 2
+
+    # Launching again after all that: a new number, above every number handed out before.
+    later = steering.launch(registry, intervention="hoarding", complex_code="C", resident_ref="R-C-001")
+    with registry.transaction() as session:
+        refs = session.scalars(select(Case.ref).order_by(Case.id)).all()
+        assert session.scalar(select(func.count()).select_from(Case).where(Case.flow_run_id.is_(None))) == 0
+    assert refs == [committed, timed_out, later.case_ref] and len(set(refs)) == 3
+    assert _runs_of(deployment_id, refs) == 3
+
+    # The repaired runs do the work: each case's first agency emails go out, once.
+    for ref in (committed, timed_out):
+        run_once(read_case(registry, ref).flow_run_id or "")
+    keys = [m.headers["X-Yeongye-Key"] for m in read_captured(mail.mail_dir)]
+    assert sorted(keys) == sorted(set(keys)) and len(keys) == 4  # two agencies per case, nothing twice
+
+
+def test_a_crashed_run_is_run_again_and_sends_nothing_twice_a_deleted_one_is_left_to_a_person(
+    prefect_server: None, registry: Database, mail: MailCapture
+) -> None:
+    deploy_hoarding()
+    crashed = steering.launch(registry, intervention="hoarding", complex_code="D", resident_ref="R-D-001")
+    deleted = steering.launch(registry, intervention="hoarding", complex_code="E", resident_ref="R-E-001")
+    for launched in (crashed, deleted):
+        assert run_once(launched.flow_run_id).state.is_paused()  # type: ignore[union-attr]
+    # One agency answers; the worker's process running the resumed case is killed mid-step.
+    wait = steering.current_wait(registry, crashed.case_ref)
+    steering.respond(registry, crashed.case_ref, agency_id=wait.agencies[0], status="completed", reason="완료")
+    sent_before = len(read_captured(mail.mail_dir))
+    with get_client(sync_client=True) as client:
+        client.set_flow_run_state(UUID(crashed.flow_run_id), Crashed(message="process killed"), force=True)
+        client.delete_flow_run(UUID(deleted.flow_run_id))
+
+    assert {(f.case_ref, f.problem, f.action) for f in recovery.examine(registry, repair=True)} == {
+        (crashed.case_ref, "crashed", "repaired"),
+        # Its answers lived in the deleted run: a new run would ask the agencies again. A person decides.
+        (deleted.case_ref, "run-missing", "person"),
+    }
+    assert read_run(crashed.flow_run_id).state.name == "Recovering"  # type: ignore[union-attr]
+    assert read_case(registry, deleted.case_ref).flow_run_id == deleted.flow_run_id
+
+    assert run_once(crashed.flow_run_id).state.is_paused()  # type: ignore[union-attr]
+    assert [f.case_ref for f in recovery.examine(registry, repair=False)] == [deleted.case_ref]
+    # The crashed run replayed its steps, took the answer given before the crash, and sent nothing twice.
+    assert len(read_captured(mail.mail_dir)) == sent_before
+    assert steering.current_wait(registry, crashed.case_ref).agencies == wait.agencies[1:]
+    with registry.transaction() as session:
+        assert set(session.scalars(select(OutboxMessage.status))) == {"sent"}
