@@ -83,8 +83,7 @@ def open_case(
     every other intervention needs one. ``program_kind`` says which programme a group case runs
     (checked first with ``registry.programs.check_launch``, which knows the kinds).
     """
-    if intervention not in INTERVENTIONS:
-        raise CaseError(f"intervention: 알 수 없는 개입 유형 '{intervention}' (unknown intervention)")
+    check_intervention(intervention)
     complex_ = session.get(Complex, complex_code)
     if complex_ is None:
         raise CaseError(f"--complex: 단지 '{complex_code}'가 등록되어 있지 않습니다 (unknown complex)")
@@ -127,6 +126,12 @@ def open_case(
     case.ref = f"C-{opened_at.year}-{case.id:04d}"
     session.flush()
     return case
+
+
+def check_intervention(intervention: str) -> None:
+    """Refuse an intervention the catalogue does not have, before anything (Prefect included) is asked."""
+    if intervention not in INTERVENTIONS:
+        raise CaseError(f"intervention: 알 수 없는 개입 유형 '{intervention}' (unknown intervention)")
 
 
 def _check_resident(session: Session, intervention: str, complex_code: str, resident_ref: str | None) -> None:

@@ -95,3 +95,28 @@ def test_registry_load_rejects_a_bad_file_and_writes_nothing(tmp_path: Path, mon
     db = Database(f"sqlite:///{tmp_path / 'r.db'}")
     with db.transaction() as session:
         assert session.scalar(select(func.count(Complex.code))) == 0
+
+
+def test_without_the_stack_commands_refuse_rather_than_open_an_empty_registry(
+    tmp_path: Path, monkeypatch: MonkeyPatch
+) -> None:
+    """The embedded registry lives in `yeongye up`'s PostgreSQL: with the stack down, say so."""
+    data_dir = tmp_path / "data"
+    data_dir.mkdir()
+    monkeypatch.setenv("YEONGYE_DATA_DIR", str(data_dir))
+    monkeypatch.delenv("YEONGYE_DATABASE_URL", raising=False)
+    # What a killed `yeongye up` leaves behind: a stack file naming a process that is gone.
+    (data_dir / "stack.json").write_text(json.dumps({"database_url": "postgresql://nowhere/yeongye", "pid": 2**22 + 7}))
+    runner = CliRunner()
+    for command in (["cases"], ["case", "C-2026-0001"], ["registry", "load-sample"]):
+        result = runner.invoke(app, command)
+        assert result.exit_code == 2, result.output
+        assert "yeongye up" in result.output and "실행 중이 아닙니다" in result.output
+    assert not (data_dir / "yeongye.db").exists()
+
+    # Configured without PostgreSQL, the SQLite file is the registry, stack or not.
+    monkeypatch.setenv("YEONGYE_EMBEDDED_POSTGRES", "false")
+    assert runner.invoke(app, ["registry", "load-sample"]).exit_code == 0
+    listed = runner.invoke(app, ["cases", "--json"])
+    assert listed.exit_code == 0 and json.loads(listed.output) == []
+    assert (data_dir / "yeongye.db").exists()

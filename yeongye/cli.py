@@ -167,7 +167,7 @@ def launch(
                 program_kind=kind,
                 parameters=parameters,
             )
-    except cases.CaseError as error:
+    except (cases.CaseError, steering.SteeringError) as error:
         raise _fail(str(error)) from None
     ui = settings.stack_info().get("ui_url") or f"http://127.0.0.1:{settings.prefect_port}"
     console.print(f"사례 (case): [bold]{launched.case_ref}[/]")

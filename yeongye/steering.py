@@ -1,28 +1,37 @@
-"""Launching and steering cases from outside the flow: what `launch`, `approve`, `respond` and `conference` do.
+"""Launching and steering cases from outside the flow: what `launch`, `approve`, `respond`, `reroute`
+and `conference` do, and what an answer link does.
 
 A case waits on one pause key at a time; its first word says which form it expects (see
 ``tasks.waits``). Steering resumes the flow run with exactly what the Prefect UI form would send,
-so the flow records the answer itself; the two ways of answering cannot diverge.
+built by the form's own model, so the flow records the answer itself; the two ways of answering
+cannot diverge. Each input acts only in its own name: an agency's answer resumes only the wait for
+its own referral, a decision names who took it, and naming the next agency is the coordinator's.
 """
 
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 from uuid import UUID
 
 from prefect.client.orchestration import SyncPrefectClient, get_client
 from prefect.client.schemas.objects import State
-from prefect.exceptions import ObjectNotFound
+from prefect.exceptions import NotPausedError, ObjectNotFound
 from prefect.flow_runs import resume_flow_run
+from prefect.input import RunInput
+from prefect.input.actions import read_flow_run_input
+from prefect.input.run_input import keyset_from_base_key
+from pydantic import ValidationError
 
 from registry import cases, conferences, detection, programs
 from registry.calendar import SystemClock
 from registry.db import Database
+from registry.models import Agency, Referral
+from registry.text import ID_MAX, MINUTES_MAX, TextError, clean_text
 from registry.timeline import case_timeline
+from tasks import waits
 from tasks.runtime import business_calendar
-from tasks.waits import kind_of
 
 
 def deployment_name(intervention: str) -> str:
@@ -71,9 +80,16 @@ def launch(
     A group intervention has no resident but a ``program_kind``; ``parameters`` are the flow's
     own settings (e.g. a programme's number of sessions), never anything about a person.
     """
+    cases.check_intervention(intervention)
     programs.check_launch(intervention, program_kind, parameters or {})
     with get_client(sync_client=True) as client:
-        deployment = client.read_deployment_by_name(deployment_name(intervention))
+        try:
+            deployment = client.read_deployment_by_name(deployment_name(intervention))
+        except ObjectNotFound as error:
+            raise SteeringError(
+                f"배포 {deployment_name(intervention)} 가 없습니다: yeongye up 이 실행 중인지 확인하세요 "
+                "(deployment not found; is the stack running?)"
+            ) from error
     with db.transaction() as session:
         case_ref = cases.open_case(
             session,
@@ -170,6 +186,7 @@ def current_wait(db: Database, case_ref: str, *, settle_seconds: float = 30) -> 
     A case that was just answered is still moving to its next wait; give it ``settle_seconds``
     to get there rather than telling the person to try again.
     """
+    case_ref = clean_text(case_ref, "case", ID_MAX)
     with db.transaction() as session:
         case = cases.find_case(session, case_ref)
         if case.status != "open":
@@ -189,35 +206,35 @@ def current_wait(db: Database, case_ref: str, *, settle_seconds: float = 30) -> 
         name = state.name if state else "없음"
         raise SteeringError(f"사례 {case_ref}는 지금 입력을 기다리지 않습니다 (flow run state: {name})")
     key = state.state_details.pause_key
-    kind = kind_of(key)
     with db.transaction() as session:
         timeline = case_timeline(session, cases.find_case(session, case_ref))
-    step = _step_of(kind, key)
+    step = waits.step_of(key)
     agencies = [w["agency"] for w in timeline["waiting_for"] if w["kind"] == "answer" and w["step"] == step]
-    return Wait(kind, key, flow_run_id, agencies, step)
-
-
-def _step_of(kind: str, key: str) -> str:
-    """The step a pause key belongs to, for the kinds whose key names one.
-
-    An answer key is "answer-<step>-<turn>" (the agencies are those still open in that step); a
-    conference key is "<schedule|minutes>-<step>-<round>-<turn>" (see ``tasks.conferences``).
-    """
-    if kind == "answer":
-        return key.removeprefix("answer-").rsplit("-", 1)[0]
-    if kind in ("schedule", "minutes"):
-        return key.removeprefix(f"{kind}-").rsplit("-", 2)[0]
-    return ""
+    return Wait(waits.kind_of(key), key, flow_run_id, agencies, step)
 
 
 # What answers each kind of wait, for telling a person which command the case needs now.
 _COMMANDS = {
     "answer": "yeongye respond",
-    "reroute": "yeongye respond",
-    "decision": "yeongye approve",
+    "reroute": "yeongye reroute",
+    "decision": "yeongye approve --by",
     "consent": "yeongye approve",
     "schedule": "yeongye conference schedule",
     "minutes": "yeongye conference minutes",
+}
+
+# The command-line option of each form field, so that a refused value is named as the person typed it.
+_OPTIONS = {
+    "agency_id": "--agency",
+    "status": "--status",
+    "reason": "--reason",
+    "outcome": "--outcome",
+    "decided_by": "--by",
+    "date": "--date",
+    "time": "--time",
+    "place": "--place",
+    "duration_minutes": "--duration",
+    "roles": "--role",
 }
 
 
@@ -231,89 +248,160 @@ def _suspended(state: State) -> bool:
     return state.is_paused() and bool(state.state_details.pause_key)
 
 
+def _input(form: type[RunInput], **values: Any) -> dict[str, Any]:
+    """The run input as the form's own model makes it, which is what the Prefect UI sends.
+
+    The model checks every field (``registry.text`` for text); a refused value is named by its
+    command-line option, and nothing is resumed.
+    """
+    try:
+        return form(**values).model_dump()
+    except ValidationError as error:
+        detail = error.errors()[0]
+        field = str(detail["loc"][0]) if detail["loc"] else ""
+        cause = detail.get("ctx", {}).get("error")
+        why = cause.problem if isinstance(cause, TextError) else detail["msg"]
+        raise SteeringError(f"{_OPTIONS.get(field, field)}: {why}") from None
+
+
 def _resume(wait: Wait, run_input: dict[str, Any]) -> None:
-    """Resume, retrying while Prefect has not yet stored the form schema (it does so just after suspending)."""
+    """Resume the run with ``run_input``, as far as the form it waits with has those fields.
+
+    Prefect stores the form's schema just after suspending, so wait for it. A wait suspended
+    before a field was added (``referral_id``) refuses fields it does not know: they are left out.
+    """
     deadline = time.monotonic() + 30
-    while True:
-        try:
-            resume_flow_run(wait.flow_run_id, run_input=run_input)
-            return
-        except (RuntimeError, ObjectNotFound) as error:
-            if "schema not found" not in str(error).lower() or time.monotonic() > deadline:
-                raise SteeringError(f"재개할 수 없습니다 (cannot resume): {error}") from error
-            time.sleep(0.5)
+    schema_key = keyset_from_base_key(wait.key)["schema"]
+    while (schema := read_flow_run_input(schema_key, flow_run_id=wait.flow_run_id)) is None:
+        if time.monotonic() > deadline:
+            raise SteeringError(f"재개할 수 없습니다 (cannot resume): {wait.key}의 입력 양식이 없습니다 (no form)")
+        time.sleep(0.5)
+    known = cast(dict[str, Any], schema).get("properties", {})
+    try:
+        resume_flow_run(wait.flow_run_id, run_input={name: v for name, v in run_input.items() if name in known})
+    except (RuntimeError, ObjectNotFound, NotPausedError) as error:
+        raise SteeringError(f"재개할 수 없습니다 (cannot resume): {error}") from error
 
 
 def approve(
     db: Database, case_ref: str, *, approved: bool, reason: str = "", by: str = "", signer: str = "resident"
 ) -> Wait:
-    """Answer a decision, consent or reroute the case waits for."""
+    """Answer the decision or the consent the case waits for.
+
+    A decision is taken in someone's name: ``by`` (``--by``) names the staff member, and a
+    decision without one is refused rather than taken to be the approver's. Consent is the
+    coordinator's record of what the resident (or guardian) signed.
+    """
     wait = current_wait(db, case_ref)
     if not approved and not reason.strip():
         raise SteeringError("--reason: 반려·거부할 때는 사유를 입력해야 합니다 (a reason is required)")
     if wait.kind == "decision":
-        _resume(wait, {"approved": approved, "reason": reason, "decided_by": by})
+        if not by.strip():
+            raise SteeringError("--by: 결정한 직원의 ID를 입력해야 합니다 (name who decides: --by STAFF_ID)")
+        _resume(wait, _input(waits.Decision, approved=approved, reason=reason, decided_by=by.strip()))
     elif wait.kind == "consent":
-        _resume(wait, {"given": approved, "signer": signer, "written": True, "reason": reason})
-    elif wait.kind == "reroute":
-        raise SteeringError(
-            "이 사례는 다음 기관 지정을 기다립니다: yeongye respond <사례> --agency <기관ID> --status accepted "
-            "또는 Prefect 화면에서 입력하세요 (waits for an agency to be named)"
-        )
-    elif wait.kind in ("schedule", "minutes"):
-        raise _other_wait(case_ref, wait)
+        _resume(wait, _input(waits.ConsentDecision, given=approved, signer=signer, written=True, reason=reason))
     else:
-        raise SteeringError(
-            f"사례 {case_ref}는 기관 답변을 기다립니다: yeongye respond (waits for an agency answer: {wait.key})"
-        )
+        raise _other_wait(case_ref, wait)
     return wait
 
 
-def respond(
+def respond(db: Database, case_ref: str, *, agency_id: str, status: str, reason: str = "", outcome: str = "") -> Wait:
+    """Record, at the command line, an agency's answer to its referral in the step the case waits on.
+
+    A step whose result the flow branches on takes its ``outcome`` with "completed". An agency
+    answers its own referral only: naming the next agency when none is left is ``reroute``.
+    """
+    _check_answer(status, reason)
+    wait = current_wait(db, case_ref)
+    if wait.kind != "answer":
+        raise _other_wait(case_ref, wait)
+    if agency_id not in wait.agencies:
+        raise SteeringError(
+            f"--agency: '{agency_id}'는 이 사례가 기다리는 기관이 아닙니다; 대기 중: {', '.join(wait.agencies)}"
+        )
+    with db.transaction() as session:
+        referral = cases.find_referral(session, cases.find_case(session, case_ref), wait.step, agency_id)
+        assert referral is not None  # the wait's agencies are its step's open referrals
+        referral_id, outcomes = referral.id, list(referral.outcomes)
+    _answer(wait, agency_id, referral_id, outcomes, status, reason, outcome)
+    return wait
+
+
+def answer_referral(
     db: Database,
     case_ref: str,
+    referral_id: int,
     *,
-    agency_id: str,
     status: str,
     reason: str = "",
     outcome: str = "",
     settle_seconds: float = 30,
 ) -> Wait:
-    """Record an agency's answer (accepted / rejected / completed / timed-out) to the referral the case waits on.
+    """Answer one referral in its agency's name (an answer link, the deadline sweep), at its own wait only.
 
-    A step whose result the flow branches on takes its ``outcome`` with "completed".
+    The case must be waiting for an answer in the referral's step from the referral's agency;
+    anything else it waits for (another step, a decision, the coordinator naming an agency) is
+    not this answer's to give. The run input carries the referral's id, and the flow refuses it
+    for any other referral, should the case have moved on meanwhile.
     """
+    _check_answer(status, reason)
+    with db.transaction() as session:
+        referral = session.get(Referral, referral_id)
+        if referral is None or referral.case_id != cases.find_case(session, case_ref).id:
+            raise SteeringError(f"연계 {referral_id}는 사례 {case_ref}의 연계가 아닙니다 (not a referral of this case)")
+        step, agency_id, outcomes = referral.step, referral.agency_id, list(referral.outcomes)
+    wait = current_wait(db, case_ref, settle_seconds=settle_seconds)
+    if wait.kind != "answer" or wait.step != step or agency_id not in wait.agencies:
+        raise SteeringError(
+            f"사례 {case_ref}는 지금 이 연계({step} · {agency_id})의 답변을 기다리지 않습니다 "
+            f"(the case is not waiting for this referral's answer now: {wait.key})"
+        )
+    _answer(wait, agency_id, referral_id, outcomes, status, reason, outcome)
+    return wait
+
+
+def _check_answer(status: str, reason: str) -> None:
     if status not in cases.ANSWER_STATUSES:
         raise SteeringError(f"--status: {', '.join(cases.ANSWER_STATUSES)} 중 하나여야 합니다")
     if status in cases.REASON_REQUIRED and not reason.strip():
         raise SteeringError("--reason: 거절할 때는 사유를 입력해야 합니다 (a reason is required)")
-    wait = current_wait(db, case_ref, settle_seconds=settle_seconds)
-    if wait.kind == "reroute" and status != "timed-out":
-        _resume(wait, {"agency_id": agency_id, "reason": reason})
-        return wait
-    if wait.kind in ("schedule", "minutes"):
-        raise _other_wait(case_ref, wait)
-    if wait.kind != "answer":
-        raise SteeringError(f"사례 {case_ref}는 결재를 기다립니다: yeongye approve (waits for a decision: {wait.key})")
-    if agency_id not in wait.agencies:
-        raise SteeringError(
-            f"--agency: '{agency_id}'는 이 사례가 기다리는 기관이 아닙니다; 대기 중: {', '.join(wait.agencies)}"
-        )
-    outcomes = _outcomes(db, case_ref, wait.step, agency_id)
+
+
+def _answer(
+    wait: Wait, agency_id: str, referral_id: int, outcomes: list[str], status: str, reason: str, outcome: str
+) -> None:
+    """Resume the answer wait with the agency-answer form, for one referral."""
     if outcome and outcome not in outcomes or status == "completed" and outcomes and not outcome:
         raise SteeringError(
             f"--outcome: 이 연계의 결과는 {', '.join(outcomes) or '없음'} 중 하나입니다 "
             "(completed와 함께; with completed)"
         )
-    run_input = {"agency_id": agency_id, "status": status, "reason": reason}
-    _resume(wait, {**run_input, "outcome": outcome} if outcomes else run_input)
+    values: dict[str, Any] = {"agency_id": agency_id, "status": status, "reason": reason, "referral_id": referral_id}
+    if outcomes:
+        values["outcome"] = outcome
+    _resume(wait, _input(waits.answer_form(wait.agencies, tuple(outcomes)), **values))
+
+
+def reroute(db: Database, case_ref: str, *, agency_id: str, reason: str = "") -> Wait:
+    """Name the agency a step goes to when none of its type is left, or skip the step (no agency).
+
+    This is the coordinator's decision, and the flow records it as the case coordinator's: it is
+    asked for explicitly, never taken from an agency's answer.
+    """
+    wait = current_wait(db, case_ref)
+    if wait.kind != "reroute":
+        raise _other_wait(case_ref, wait)
+    run_input = _input(waits.RerouteDecision, agency_id=agency_id, reason=reason)
+    if agency_id:
+        with db.transaction() as session:
+            agency = session.get(Agency, agency_id)
+            if agency is None or not agency.active:
+                raise SteeringError(
+                    f"--agency: '{agency_id}'는 등록된 활동 기관이 아닙니다 (unknown or inactive agency)"
+                )
+    _resume(wait, run_input)
     return wait
-
-
-def _outcomes(db: Database, case_ref: str, step: str, agency_id: str) -> list[str]:
-    with db.transaction() as session:
-        referral = cases.find_referral(session, cases.find_case(session, case_ref), step, agency_id)
-        return list(referral.outcomes) if referral else []
 
 
 def schedule_conference(
@@ -325,18 +413,20 @@ def schedule_conference(
     and records it, as it does for the Prefect form. Moving the conference answers the outcome
     form with "reschedule", then fills in the schedule form the case comes back to.
     """
+    run_input = _input(
+        waits.ConferenceSchedule, date=date, time=time_of_day, place=place, duration_minutes=duration_minutes
+    )
+    wait = current_wait(db, case_ref)
     with db.transaction() as session:
-        cases.find_case(session, case_ref)
         days = business_calendar(session)
     starts_at = conferences.parse_start(date, time_of_day)
     conferences.check_schedule(starts_at, duration_minutes, place, now=SystemClock().now(), days=days)
-    wait = current_wait(db, case_ref)
     if wait.kind == "minutes":
-        _resume(wait, {"proceed": False, "roles": [], "reason": "", "reschedule": True})
+        _resume(wait, _input(waits.ConferenceMinutes, proceed=False, reschedule=True))
         wait = _next_wait(db, case_ref, wait)
     if wait.kind != "schedule":
         raise _other_wait(case_ref, wait)
-    _resume(wait, {"date": date, "time": time_of_day, "place": place, "duration_minutes": duration_minutes})
+    _resume(wait, run_input)
     return wait
 
 
@@ -353,8 +443,12 @@ def record_minutes(
         raise SteeringError("--reason: 진행하지 않을 때는 사유를 입력해야 합니다 (a reason is required)")
     if not proceed and parsed:
         raise SteeringError("--role: 진행하지 않는 사례에는 역할을 줄 수 없습니다 (no roles when not proceeding)")
-    if minutes is not None and not minutes.strip():
-        raise SteeringError("--file: 회의록이 비어 있습니다 (the minutes are empty)")
+    if minutes is not None:
+        if not minutes.strip():
+            raise SteeringError("--file: 회의록이 비어 있습니다 (the minutes are empty)")
+        minutes = clean_text(minutes, "minutes (--file)", MINUTES_MAX, multiline=True)
+    roles_input = [{"agency_id": agency_id, "service": service} for agency_id, service in parsed]
+    run_input = _input(waits.ConferenceMinutes, proceed=proceed, roles=roles_input, reason=reason)
     with db.transaction() as session:
         conferences.check_roles(session, parsed)
     wait = current_wait(db, case_ref)
@@ -364,8 +458,7 @@ def record_minutes(
         with db.transaction() as session:
             case = cases.find_case(session, case_ref)
             conferences.store_minutes(session, case, wait.step, minutes, by=case.coordinator_id)
-    roles_input = [{"agency_id": agency_id, "service": service} for agency_id, service in parsed]
-    _resume(wait, {"proceed": proceed, "roles": roles_input, "reason": reason, "reschedule": False})
+    _resume(wait, run_input)
     return wait
 
 
