@@ -5,7 +5,7 @@ the same key again returns the stored message. Sending claims the row first (pen
 one conditional UPDATE), so two workers, a retry and a replay after resume can never both send it.
 A sender that dies holding a claim loses it after ``STALE_CLAIM``; a transient failure puts the
 message back with a backoff; a permanent refusal parks it as ``failed``. The relay
-(``yeongye.relay``) takes whatever is due, so an outage of any length only delays mail.
+(``yeongye.background``) takes whatever is due, so an outage of any length only delays mail.
 """
 
 from __future__ import annotations
@@ -110,12 +110,12 @@ def mark_sent(session: Session, message_id: int, now: dt.datetime) -> None:
     )
 
 
-def backoff(attempts: int) -> dt.timedelta:
-    """Wait before the next attempt: 5 s doubling per attempt, at most ``MAX_BACKOFF``."""
-    return min(FIRST_BACKOFF * 2 ** max(attempts - 1, 0), MAX_BACKOFF)
+def backoff(attempts: int, ceiling: dt.timedelta = MAX_BACKOFF) -> dt.timedelta:
+    """Wait before the next attempt: 5 s doubling per attempt, at most ``ceiling``."""
+    return min(FIRST_BACKOFF * 2 ** max(attempts - 1, 0), ceiling)
 
 
-def defer(session: Session, message_id: int, error: str, now: dt.datetime) -> None:
+def defer(session: Session, message_id: int, error: str, now: dt.datetime, ceiling: dt.timedelta = MAX_BACKOFF) -> None:
     """Give the claim back after a transient failure; the relay tries again after a backoff."""
     message = session.get(OutboxMessage, message_id)
     if message is None or message.status != "sending":
@@ -123,7 +123,7 @@ def defer(session: Session, message_id: int, error: str, now: dt.datetime) -> No
     message.status = "pending"
     message.claimed_at = None
     message.last_error = error[:2000]
-    message.next_attempt_at = now + backoff(message.attempts)
+    message.next_attempt_at = now + backoff(message.attempts, ceiling)
 
 
 def fail(session: Session, message_id: int, error: str) -> None:

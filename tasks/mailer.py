@@ -8,6 +8,7 @@ so (the ``250`` reply lost, or the sender killed between the reply and recording
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 from email.message import EmailMessage
 from email.utils import format_datetime
 
@@ -80,7 +81,8 @@ class Sender:
                 if is_permanent(error):
                     outbox.fail(session, outbox_id, _describe(error))
                 else:
-                    outbox.defer(session, outbox_id, _describe(error), self.clock.now())
+                    ceiling = dt.timedelta(seconds=self.settings.outbox_max_backoff)
+                    outbox.defer(session, outbox_id, _describe(error), self.clock.now(), ceiling)
                 return session.get(OutboxMessage, outbox_id).status  # type: ignore[union-attr]
         with self.db.transaction() as session:
             outbox.mark_sent(session, outbox_id, self.clock.now())

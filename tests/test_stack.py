@@ -1,6 +1,7 @@
 """`yeongye up` end to end: the real stack in a subprocess, stopped by SIGTERM, started again.
 
-Slow (~60 s): embedded PostgreSQL, a real Prefect server and worker. Select with `-m stack`,
+On the way: a scheduled deployment runs by itself, and a worker killed with SIGKILL comes back.
+Slow (~3 min): embedded PostgreSQL, a real Prefect server and worker. Select with `-m stack`,
 skip with `-m "not stack"`.
 """
 
@@ -18,6 +19,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 from email.message import EmailMessage
 from pathlib import Path
 
@@ -26,6 +28,7 @@ import psutil
 import pytest
 
 from yeongye.mailcapture import CapturedMail, read_captured
+from yeongye.stack import WORKER_NAME
 
 pytestmark = [pytest.mark.stack, pytest.mark.slow, pytest.mark.timeout(600)]
 
@@ -119,6 +122,34 @@ def _wait_for_mail(data_dir: Path, wanted: Callable[[CapturedMail], bool], timeo
         time.sleep(0.5)
 
 
+def _auto_runs(api: str, deployment_id: str, state: str) -> list[dict]:
+    """Runs the scheduler created (not `yeongye deadlines`) for the deployment, in the given state."""
+    body = {"flow_runs": {"deployment_id": {"any_": [deployment_id]}, "state": {"type": {"any_": [state]}}}}
+    runs = httpx.post(f"{api}/flow_runs/filter", json=body, timeout=10).json()
+    return [run for run in runs if run["auto_scheduled"]]
+
+
+def _kill_worker_and_wait_for_the_new_one(api: str, data_dir: Path) -> None:
+    """SIGKILL the worker; wait until the stack has started (and recorded) a new one that heartbeats."""
+    children_file = data_dir / "stack-children.json"
+
+    def worker_pid() -> int:
+        return next(int(row["pid"]) for row in json.loads(children_file.read_text()) if row["name"] == "Prefect worker")
+
+    killed, killed_at = worker_pid(), datetime.now(UTC)
+    os.kill(killed, signal.SIGKILL)
+    deadline = time.monotonic() + 90
+    while True:
+        assert time.monotonic() < deadline, "no new worker"
+        workers = httpx.post(f"{api}/work_pools/yeongye/workers/filter", json={}, timeout=10).json()
+        beats = [w["last_heartbeat_time"] for w in workers if w["name"] == WORKER_NAME and w["last_heartbeat_time"]]
+        if worker_pid() != killed and any(datetime.fromisoformat(beat) > killed_at for beat in beats):
+            break
+        time.sleep(0.5)
+    new = psutil.Process(worker_pid())
+    assert "yeongye.worker" in new.cmdline() and new.is_running()
+
+
 def _stack_processes(data_dir: Path) -> list[psutil.Process]:
     """Processes belonging to this data dir: by command line or by inherited environment.
 
@@ -191,13 +222,24 @@ def test_stack_up_down_and_again(stack_dir: Path) -> None:
 
         running = _stack_processes(data_dir)
         names = " ".join(" ".join(p.info["cmdline"] or []) for p in running)
-        assert "postgres" in names and "prefect server start" in names and "prefect worker start" in names
+        assert "postgres" in names and "prefect server start" in names and "yeongye.worker" in names
 
         # The deadline sweep is deployed on an hourly schedule, and `yeongye deadlines` runs it now.
         sweep = httpx.get(f"{api}/deployments/name/deadlines/deadlines", timeout=10).json()
         assert [(s["schedule"]["cron"], s["schedule"]["timezone"]) for s in sweep["schedules"]] == [
             ("0 8-20 * * *", "Asia/Seoul")
         ]
+        # The scheduler gives scheduled deployments upcoming runs (it failed every minute with
+        # SQLAlchemy 2.1), and one runs by itself: every minute for this test, checked below.
+        every_minute = httpx.post(
+            f"{api}/deployments/{sweep['id']}/schedules", json=[{"schedule": {"interval": 60}}], timeout=10
+        )
+        assert every_minute.status_code == 201, every_minute.text
+        detection_id = httpx.get(f"{api}/deployments/name/detection-sweep/detection-sweep", timeout=10).json()["id"]
+        deadline = time.monotonic() + 90
+        while not (_auto_runs(api, sweep["id"], "SCHEDULED") and _auto_runs(api, detection_id, "SCHEDULED")):
+            assert time.monotonic() < deadline, "the scheduler created no runs"
+            time.sleep(1)
         detection = httpx.get(f"{api}/deployments/name/detection-sweep/detection-sweep", timeout=10).json()
         assert detection["parameters"]["path"] == f"{data_dir}/signals/latest.csv"
         yeongye = _cli(data_dir, prefect_port, smtp_port)
@@ -233,10 +275,24 @@ def test_stack_up_down_and_again(stack_dir: Path) -> None:
         for case_ref in launched.values():
             _wait_for_mail(data_dir, lambda m, ref=case_ref: m.headers.get("X-Yeongye-Case") == ref)
         emergency = launched["emergency-admission"]
-        yeongye("approve", emergency)  # the coordinator records the doctor's consent
+        yeongye("approve", emergency, "--by", "coord-b")  # the coordinator records the doctor's consent
         _wait_for_mail(
             data_dir, lambda m: m.headers.get("X-Yeongye-Case") == emergency and "police1@example.org" in m.to
         )
+
+        deadline = time.monotonic() + 180
+        while not _auto_runs(api, sweep["id"], "COMPLETED"):
+            assert time.monotonic() < deadline, _auto_runs(api, sweep["id"], "SCHEDULED")[:1]
+            time.sleep(2)
+        for schedule in every_minute.json():
+            httpx.delete(f"{api}/deployments/{sweep['id']}/schedules/{schedule['id']}", timeout=10)
+        assert "InvalidRequestError" not in (data_dir / "logs" / "prefect-server.log").read_text()
+
+        # A worker killed outright is replaced, and the new one runs a case launched afterwards.
+        _kill_worker_and_wait_for_the_new_one(api, data_dir)
+        after_kill = _case_ref(yeongye("launch", "hoarding", "--complex", "D", "--resident", "R-D-002"))
+        _wait_for_mail(data_dir, lambda m: m.headers.get("X-Yeongye-Case") == after_kill)
+        assert "Prefect worker restarted" in output.read_text()
     finally:
         if proc.poll() is None:
             first_stop = _stop(proc, data_dir, output)

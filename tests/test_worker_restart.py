@@ -20,7 +20,7 @@ from tests.driving import Script, read_run
 from yeongye import steering
 from yeongye.mailcapture import MailCapture, read_captured
 from yeongye.settings import get_settings
-from yeongye.stack import PROJECT_ROOT, prefect_command, worker_env
+from yeongye.stack import PROJECT_ROOT, prefect_command, worker_command, worker_env
 
 
 def _env(registry: Database, results_dir: Path, tmp_path: Path) -> dict[str, str]:
@@ -39,7 +39,7 @@ def _env(registry: Database, results_dir: Path, tmp_path: Path) -> dict[str, str
 
 def _start_worker(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
-        prefect_command("worker", "start", "--pool", "yeongye", "--name", f"test-{log.stem}"),
+        worker_command("yeongye", get_settings().worker_limit, f"test-{log.stem}"),
         env=env,
         stdout=log.open("wb"),
         stderr=subprocess.STDOUT,

@@ -61,19 +61,38 @@ def _open_log(path: Path, title: str) -> IO[bytes]:
 
 
 class Child:
-    """A child process in its own session, logging to a file, stoppable as a whole tree."""
+    """A child process in its own session, logging to a file, stoppable as a whole tree.
+
+    ``start()`` runs the command; after ``stop()`` it can run it again (a supervised restart),
+    appending to the same log. A ``yeongye.supervisor.Service``.
+    """
 
     def __init__(
         self, name: str, args: list[str], env: dict[str, str], log_path: Path, cwd: Path | None = None
     ) -> None:
         self.name = name
         self.log_path = log_path
-        self._log = _open_log(log_path, " ".join(args))
+        self._args = args
+        self._env = env
+        self._cwd = cwd
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._log: IO[bytes] | None = None
+        self.create_time = 0.0
+
+    @property
+    def proc(self) -> subprocess.Popen[bytes]:
+        """The running (or last) process; only after ``start()``."""
+        if self._proc is None:
+            raise RuntimeError(f"{self.name} has not been started")
+        return self._proc
+
+    def start(self) -> None:
+        self._log = _open_log(self.log_path, " ".join(self._args))
         try:
-            self.proc = subprocess.Popen(
-                args,
-                env=env,
-                cwd=cwd,
+            self._proc = subprocess.Popen(
+                self._args,
+                env=self._env,
+                cwd=self._cwd,
                 stdin=subprocess.DEVNULL,
                 stdout=self._log,
                 stderr=subprocess.STDOUT,
@@ -83,25 +102,28 @@ class Child:
             self._log.close()
             raise
         try:
-            self.create_time = psutil.Process(self.proc.pid).create_time()
+            self.create_time = psutil.Process(self._proc.pid).create_time()
         except psutil.Error:
             self.create_time = 0.0
-        log.debug("%s started, pid %s", name, self.proc.pid)
+        log.debug("%s started, pid %s", self.name, self._proc.pid)
 
     def alive(self) -> bool:
-        return self.proc.poll() is None
+        return self._proc is not None and self._proc.poll() is None
 
     def failure(self, what: str) -> StackError:
         return StackError(f"{what}\n--- {self.log_path} ---\n{tail(self.log_path)}")
 
     def stop(self, grace: float = STOP_GRACE_SECONDS) -> None:
         """Stop the child and everything it started (see ``_stop_tree``); idempotent."""
+        proc = self._proc
         try:
-            _stop_tree(self.name, self.proc.pid, grace, reap=self.proc.poll)
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                self.proc.wait(timeout=5)
+            if proc is not None:
+                _stop_tree(self.name, proc.pid, grace, reap=proc.poll)
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    proc.wait(timeout=5)
         finally:
-            self._log.close()
+            if self._log is not None:
+                self._log.close()
 
 
 def _stop_tree(name: str, pid: int, grace: float, reap: Callable[[], object] = lambda: None) -> None:
@@ -117,11 +139,13 @@ def _stop_tree(name: str, pid: int, grace: float, reap: Callable[[], object] = l
     ``reap`` collects the exit status of a direct child so it does not linger as a zombie.
     """
     family = _family(pid)
-    if not family:
+    # Children lead their own group (pgid == pid). One that died on its own may have left helpers
+    # in it, which would keep its port or database connections from a restarted one.
+    pgid = (_pgid(family[0]) if family else None) or pid
+    if not family and not _group_running(pgid):
         reap()
         return
     started = time.monotonic()
-    pgid = _pgid(family[0]) or pid
 
     def still_running() -> bool:
         reap()
@@ -263,6 +287,7 @@ def run_cli(
 ) -> None:
     """Run a short Prefect CLI command; a stop request or timeout kills it."""
     child = Child(name, args, env, log_path, cwd)
+    child.start()
     try:
         deadline = time.monotonic() + timeout
         while child.alive():
@@ -282,7 +307,10 @@ def run_cli(
 def record_children(path: Path, children: list[Child]) -> None:
     """Remember our long-running children, so a later ``up`` can stop them if we get SIGKILLed."""
     rows = [{"name": c.name, "pid": c.proc.pid, "create_time": c.create_time} for c in children]
-    path.write_text(json.dumps(rows))
+    # Rewritten on every restart: never leave a half-written file for `up` or a reader to trip on.
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(rows))
+    os.replace(tmp, path)
 
 
 def stop_orphans(path: Path) -> None:

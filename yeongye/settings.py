@@ -53,6 +53,13 @@ class Settings(BaseSettings):
         default=10.0, description="Seconds one SMTP attempt may take; then it is retried later."
     )
     relay_interval: float = Field(default=1.0, description="Seconds between two looks of the outbox relay.")
+    outbox_max_backoff: float = Field(
+        default=300.0, description="Longest wait, in seconds, between two attempts at one message while SMTP is down."
+    )
+    recovery_interval: float = Field(
+        default=60.0,
+        description="Seconds between two looks for cases whose flow run crashed or is missing.",
+    )
     mail_from: str = "yeongye@localhost"
     answer_port: int = Field(default=8030, description="Port of the page agencies answer on (signed links).")
     public_url: str | None = Field(

