@@ -83,26 +83,9 @@ def open_case(
     every other intervention needs one. ``program_kind`` says which programme a group case runs
     (checked first with ``registry.programs.check_launch``, which knows the kinds).
     """
-    check_intervention(intervention)
-    complex_ = session.get(Complex, complex_code)
-    if complex_ is None:
-        raise CaseError(f"--complex: 단지 '{complex_code}'가 등록되어 있지 않습니다 (unknown complex)")
-    if intervention in GROUP_INTERVENTIONS:
-        if resident_ref:
-            raise CaseError(
-                f"--resident: {intervention}은 단지 단위 개입이라 입주민을 지정하지 않습니다 "
-                "(a group intervention takes no resident)"
-            )
-    else:
-        _check_resident(session, intervention, complex_code, resident_ref)
-    coordinator = session.scalar(
-        select(Staff).where(Staff.role == "coordinator", Staff.complex_code == complex_code).order_by(Staff.id)
+    coordinator, supervisor = check_launch(
+        session, intervention=intervention, complex_code=complex_code, resident_ref=resident_ref
     )
-    supervisor = session.scalar(select(Staff).where(Staff.role == "supervisor").order_by(Staff.id))
-    if coordinator is None or supervisor is None:
-        raise CaseError(
-            f"--complex: {complex_code}단지에 담당 주거복지사 또는 슈퍼바이저가 없습니다 (no coordinator/supervisor)"
-        )
     # The number comes from the row id, so concurrent launches never race for the same one.
     case = Case(
         ref=f"new-{uuid.uuid4().hex[:16]}",  # replaced below, once the row has its id
@@ -126,6 +109,36 @@ def open_case(
     case.ref = f"C-{opened_at.year}-{case.id:04d}"
     session.flush()
     return case
+
+
+def check_launch(
+    session: Session, *, intervention: str, complex_code: str, resident_ref: str | None
+) -> tuple[Staff, Staff]:
+    """Refuse a launch request, naming the bad field, before anything is written or asked of Prefect.
+
+    Returns the coordinator and the supervisor the case will have.
+    """
+    check_intervention(intervention)
+    complex_ = session.get(Complex, complex_code)
+    if complex_ is None:
+        raise CaseError(f"--complex: 단지 '{complex_code}'가 등록되어 있지 않습니다 (unknown complex)")
+    if intervention in GROUP_INTERVENTIONS:
+        if resident_ref:
+            raise CaseError(
+                f"--resident: {intervention}은 단지 단위 개입이라 입주민을 지정하지 않습니다 "
+                "(a group intervention takes no resident)"
+            )
+    else:
+        _check_resident(session, intervention, complex_code, resident_ref)
+    coordinator = session.scalar(
+        select(Staff).where(Staff.role == "coordinator", Staff.complex_code == complex_code).order_by(Staff.id)
+    )
+    supervisor = session.scalar(select(Staff).where(Staff.role == "supervisor").order_by(Staff.id))
+    if coordinator is None or supervisor is None:
+        raise CaseError(
+            f"--complex: {complex_code}단지에 담당 주거복지사 또는 슈퍼바이저가 없습니다 (no coordinator/supervisor)"
+        )
+    return coordinator, supervisor
 
 
 def check_intervention(intervention: str) -> None:
@@ -168,6 +181,28 @@ def set_stage(session: Session, case: Case, stage: str) -> None:
     if case.stage != stage:
         case.stage = stage
         audit(session, case, "flow", "stage", stage=stage)
+
+
+def open_referral_of_type(session: Session, case: Case, step: str, type_code: str, service: str) -> Referral | None:
+    """The referral of a need (agency type and service) still open in this step, if one was made.
+
+    A need has at most one open referral at a time (a replacement is made only once the previous
+    one declined or timed out), so asking for the need again, as a flow run re-executing after a
+    crash does, finds the referral made the first time instead of moving on to another agency.
+    """
+    return session.scalar(
+        select(Referral)
+        .join(Agency, Agency.id == Referral.agency_id)
+        .where(
+            Referral.case_id == case.id,
+            Referral.step == step,
+            Referral.service == service,
+            Referral.kind == "handoff",
+            Referral.status.not_in(FINAL_STATUSES),
+            Agency.type_code == type_code,
+        )
+        .order_by(Referral.id.desc())
+    )
 
 
 def choose_agency(session: Session, case: Case, type_code: str, step: str) -> Agency | None:

@@ -24,6 +24,7 @@ from registry import cases
 from registry.calendar import SEOUL, BusinessCalendar
 from registry.catalog import SERVICES
 from registry.models import Agency, Case, Conference, Referral, Staff
+from registry.text import PLACE_MAX, clean_text
 
 SERVICE = "case-conference"
 INVITATION = "invitation"
@@ -80,11 +81,9 @@ def check_schedule(
         raise cases.CaseError(
             f"duration (--duration): 회의 시간은 {low}–{high}분이어야 합니다 (minutes between {low} and {high})"
         )
-    place = place.strip()
+    place = clean_text(place.strip(), "place (--place)", PLACE_MAX)
     if not place:
         raise cases.CaseError("place (--place): 장소를 입력해야 합니다 (a place is required)")
-    if len(place) > 128:
-        raise cases.CaseError("place (--place): 장소는 128자 이내여야 합니다 (at most 128 characters)")
     return place
 
 

@@ -23,7 +23,8 @@ from sqlalchemy.orm import Session
 from registry.catalog import AGENCY_TYPES
 from registry.db import Database
 from registry.models import Agency, AgencyType, AuditEntry, Complex, Resident, Staff
-from registry.schemas import RegistryFile
+from registry.schemas import COMPLEX_CODE_MAX, RegistryFile
+from registry.text import TextError, clean_text
 
 SAMPLE_PATH = Path(__file__).with_name("sample") / "gaon-gu.json"
 
@@ -138,10 +139,12 @@ def _parse(text: str, label: str | None) -> Any:
 
 
 def _pydantic_message(err: Any) -> str:
-    # Our own ValueErrors read better without pydantic's "Value error, " prefix.
-    if err["type"] == "value_error" and "error" in err.get("ctx", {}):
-        return str(err["ctx"]["error"])
-    return str(err["msg"])
+    # Our own ValueErrors read better without pydantic's "Value error, " prefix; the location
+    # already names the field a text check refused.
+    cause = err.get("ctx", {}).get("error") if err["type"] == "value_error" else None
+    if isinstance(cause, TextError):
+        return cause.problem
+    return str(cause if cause is not None else err["msg"])
 
 
 def _cross_check(db: Database, data: Any) -> list[_Problem]:
@@ -172,7 +175,7 @@ def _cross_check(db: Database, data: Any) -> list[_Problem]:
         ((name, index, "complex_code"), code)
         for name in ("staff", "residents")
         for index, item in enumerate(sections.get(name, []))
-        if isinstance(code := item.get("complex_code"), str) and code not in in_file
+        if isinstance(code := item.get("complex_code"), str) and code not in in_file and _storable(code)
     ]
     if references:
         # A file may add residents to complexes loaded earlier, so those are fine too.
@@ -181,6 +184,15 @@ def _cross_check(db: Database, data: Any) -> list[_Problem]:
             stored = set(session.scalars(select(Complex.code).where(Complex.code.in_(wanted))))
         problems += [_Problem(loc, f"unknown complex {code!r}") for loc, code in references if code not in stored]
     return problems
+
+
+def _storable(code: str) -> bool:
+    """Only a code the database could hold is looked up in it; the item's own check reports the others."""
+    try:
+        clean_text(code, "complex_code", COMPLEX_CODE_MAX)
+    except TextError:
+        return False
+    return True
 
 
 def _format(problems: list[_Problem], text: str | None) -> list[str]:

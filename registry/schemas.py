@@ -1,6 +1,7 @@
 """The shape of a registry file, checked before anything touches the database.
 
-These models check each item on its own (types, vocabulary, formats). Checks that need the whole
+These models check each item on its own (types, vocabulary, formats; text the way every input
+is checked, ``registry.text``). Checks that need the whole
 file or the database (unique ids, complexes referenced by staff and residents) live in
 ``registry.loader``, because they must still run when some items fail here, so that one load
 reports every problem at once.
@@ -14,6 +15,7 @@ from typing import Annotated, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from registry.catalog import AGENCY_TYPE_CODES, SERVICES
+from registry.text import checked
 
 # Deliberately loose: it catches typos (missing "@", spaces, no domain dot) without pretending to
 # implement RFC 5322; a wrong but well-formed address surfaces as a bounce, not here.
@@ -26,7 +28,10 @@ def _check_email(value: str) -> str:
     return value
 
 
-Email = Annotated[str, Field(max_length=254), AfterValidator(_check_email)]
+# A complex code fits the registry's column; the loader looks up only codes that do.
+COMPLEX_CODE_MAX = 8
+
+Email = Annotated[str, checked(254), AfterValidator(_check_email)]
 
 
 class _Item(BaseModel):
@@ -35,12 +40,12 @@ class _Item(BaseModel):
 
 
 class AgencyIn(_Item):
-    id: str = Field(min_length=1, max_length=64)
-    name: str = Field(min_length=1, max_length=128)
+    id: Annotated[str, checked(64)] = Field(min_length=1)
+    name: Annotated[str, checked(128)] = Field(min_length=1)
     type: str
-    district: str = Field(min_length=1, max_length=64)
+    district: Annotated[str, checked(64)] = Field(min_length=1)
     email: Email
-    phone: str = Field(min_length=1, max_length=32)
+    phone: Annotated[str, checked(32)] = Field(min_length=1)
     services: list[str] = Field(default_factory=list)
     rank: int = Field(default=1, ge=1)
     active: bool = True
@@ -62,19 +67,19 @@ class AgencyIn(_Item):
 
 
 class ComplexIn(_Item):
-    code: str = Field(min_length=1, max_length=8)
-    name: str = Field(min_length=1, max_length=128)
-    district: str = Field(min_length=1, max_length=64)
+    code: Annotated[str, checked(COMPLEX_CODE_MAX)] = Field(min_length=1)
+    name: Annotated[str, checked(128)] = Field(min_length=1)
+    district: Annotated[str, checked(64)] = Field(min_length=1)
     households: int = Field(gt=0)
-    operator: str = Field(min_length=1, max_length=64)
+    operator: Annotated[str, checked(64)] = Field(min_length=1)
 
 
 class StaffIn(_Item):
-    id: str = Field(min_length=1, max_length=64)
-    name: str = Field(min_length=1, max_length=64)
+    id: Annotated[str, checked(64)] = Field(min_length=1)
+    name: Annotated[str, checked(64)] = Field(min_length=1)
     role: Literal["coordinator", "supervisor"]
     email: Email
-    complex_code: str | None = None
+    complex_code: Annotated[str, checked(COMPLEX_CODE_MAX)] | None = None
 
     @model_validator(mode="after")
     def _coordinator_has_complex(self) -> StaffIn:
@@ -86,12 +91,12 @@ class StaffIn(_Item):
 
 
 class ResidentIn(_Item):
-    ref: str = Field(min_length=1, max_length=32)
-    complex_code: str = Field(min_length=1, max_length=8)
-    name: str = Field(min_length=1, max_length=64)
-    phone: str = Field(min_length=1, max_length=32)
-    building: str = Field(min_length=1, max_length=16)
-    unit: str = Field(min_length=1, max_length=16)
+    ref: Annotated[str, checked(32)] = Field(min_length=1)
+    complex_code: Annotated[str, checked(COMPLEX_CODE_MAX)] = Field(min_length=1)
+    name: Annotated[str, checked(64)] = Field(min_length=1)
+    phone: Annotated[str, checked(32)] = Field(min_length=1)
+    building: Annotated[str, checked(16)] = Field(min_length=1)
+    unit: Annotated[str, checked(16)] = Field(min_length=1)
     birth_year: int = Field(ge=1900, le=2100)
     lives_alone: bool = False
     # Job-track facts (registry.jobs); left out when not yet verified.

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import datetime as dt
 
+from sqlalchemy.orm import Session
+
 from registry import calendar, cases, outbox
-from registry.models import Staff
+from registry.models import Case, Staff
 from tasks import mailer, runtime
 from tasks.log import logger
 from tasks.retry import handoff_task
+from tasks.waits import record_or_refuse
 from templates import render, weekday
 
 # How long a decision may take, in business days.
@@ -44,8 +47,13 @@ KIND_LABELS: dict[str, tuple[str, str]] = {
 }
 
 
-# The command that answers a kind of decision other than with `yeongye approve` (emails quote it).
+# The command that answers a kind of decision other than with `yeongye approve --by` (emails quote it).
 KIND_COMMANDS: dict[str, str] = {
+    "consent": (
+        'yeongye approve {case_ref}   (거부 / refused: --reject --reason "…"; 보호의무자 서명 / signed by a guardian:'
+        " --guardian)"
+    ),
+    "reroute": 'yeongye reroute {case_ref} --agency AGENCY_ID   (건너뛰기 / skip: --skip --reason "…")',
     "conference-schedule": 'yeongye conference schedule {case_ref} --date YYYY-MM-DD --time HH:MM --place "…"',
     "conference-minutes": (
         "yeongye conference minutes {case_ref} --file minutes.txt --role AGENCY_ID=SERVICE …"
@@ -53,11 +61,15 @@ KIND_COMMANDS: dict[str, str] = {
     ),
     "job-facts": (
         "yeongye jobs facts {case_ref} --basic-pension|--no-basic-pension --livelihood|--no-livelihood"
-        " --employee-insured|--no-employee-insured --ltc-grade|--no-ltc-grade ; yeongye approve {case_ref}"
+        " --employee-insured|--no-employee-insured --ltc-grade|--no-ltc-grade ;"
+        " yeongye approve {case_ref} --by {approver_id}"
     ),
-    "program-recruitment": "yeongye program enrol {case_ref} --resident R-… ; yeongye approve {case_ref}",
+    "program-recruitment": (
+        "yeongye program enrol {case_ref} --resident R-… ; yeongye approve {case_ref} --by {approver_id}"
+    ),
     "program-session": (
-        "yeongye program attend {case_ref} --session N --resident R-… ; yeongye approve {case_ref}"
+        "yeongye program attend {case_ref} --session N --resident R-… ;"
+        " yeongye approve {case_ref} --by {approver_id}"
         ' (열리지 않았으면 / not held: --reject --reason "…")'
     ),
 }
@@ -92,7 +104,8 @@ def request_approval(case_ref: str, key: str, kind: str, approver_role: str, due
             kind_label=kind_label(kind, settings.language),
             due_date=approval.due_date.isoformat(),
             due_weekday=weekday(approval.due_date, settings.language),
-            command=KIND_COMMANDS.get(kind, "").format(case_ref=case.ref),
+            command=KIND_COMMANDS.get(kind, "").format(case_ref=case.ref, approver_id=approver.id),
+            approver_id=approver.id,
         )
         message, _ = outbox.enqueue(
             session,
@@ -109,25 +122,39 @@ def request_approval(case_ref: str, key: str, kind: str, approver_role: str, due
 
 @handoff_task(name="record-decision", task_run_name="{wait}-decided")
 def record_decision(case_ref: str, key: str, approved: bool, reason: str, decided_by: str, wait: str) -> str:
-    """Record the decision given at ``wait``; returns approved, rejected, or invalid (no reason)."""
-    with runtime.transaction() as session:
-        case = cases.find_case(session, case_ref)
+    """Record the decision given at ``wait`` in the name of ``decided_by``; returns approved, rejected or invalid.
+
+    A decision names the person who took it. An unnamed one is not taken to be the approver's:
+    like a rejection without a reason, it is invalid, and the form is shown again.
+    """
+    return _decide(case_ref, key, approved, reason, decided_by, wait)
+
+
+@handoff_task(name="record-coordinator-decision", task_run_name="{wait}-coordinator-decided")
+def record_coordinator_decision(case_ref: str, key: str, approved: bool, reason: str, wait: str) -> str:
+    """Record a choice made on one of the coordinator's own forms (naming the next agency, moving the
+    conference): it is the case coordinator's, as the conference's schedule and outcome are."""
+    return _decide(case_ref, key, approved, reason, None, wait)
+
+
+def _decide(case_ref: str, key: str, approved: bool, reason: str, decided_by: str | None, wait: str) -> str:
+    """Decide the request ``key``; ``decided_by`` None means the case's coordinator."""
+
+    def write(session: Session, case: Case) -> str:
+        if decided_by is not None and not decided_by.strip():
+            raise cases.CaseError("decided_by (--by): 결정한 직원의 ID가 없습니다 (a decision names who took it)")
         approval = cases.find_approval(session, case, key)
-        try:
-            cases.decide(
-                session,
-                case,
-                approval,
-                approved=approved,
-                reason=reason,
-                by=decided_by or approval.approver_id,
-                at=runtime.clock().now(),
-            )
-        except cases.CaseError as error:
-            cases.audit(session, case, decided_by or approval.approver_id, "invalid-input", wait=wait, error=str(error))
-            return "invalid"
-        logger(case_ref, key).info("decision-recorded", status=approval.status, wait=wait)
+        by = case.coordinator_id if decided_by is None else decided_by
+        cases.decide(session, case, approval, approved=approved, reason=reason, by=by, at=runtime.clock().now())
         return approval.status
+
+    # Who sent a refused form, for the audit trail: the person it names, else the flow that received it.
+    actor = None if decided_by is None else decided_by.strip() or "flow"
+    status = record_or_refuse(case_ref, actor, wait, write)
+    if status is None:
+        return "invalid"
+    logger(case_ref, key).info("decision-recorded", status=status, wait=wait)
+    return status
 
 
 @handoff_task(name="record-consent", task_run_name="{key}-consent")

@@ -3,11 +3,42 @@
 from __future__ import annotations
 
 from prefect.artifacts import create_markdown_artifact
+from prefect.runtime import flow_run
+from sqlalchemy import select
 
 from registry import cases
+from registry.models import Case
 from registry.timeline import case_timeline
 from tasks import runtime
 from tasks.retry import handoff_task
+
+
+class NotThisCase(Exception):
+    """A flow run started on a case that is not its own; the message holds codes and references only."""
+
+
+@handoff_task(name="check-case", task_run_name="check-case")
+def check_case(case_ref: str, intervention: str) -> str:
+    """Make sure the run may act on ``case_ref`` before it does anything, else fail it.
+
+    Prefect's Run form takes any case reference, so a flow could be started on another
+    intervention's case, on a closed one, or next to the case's own run, and would email
+    agencies about it. Every flow calls this first: the case must exist, be open, be of this
+    intervention, and not belong to another flow run. Otherwise the run fails with a code
+    (unknown-case, case-closed, wrong-intervention, another-run) and has changed and sent nothing.
+    """
+    this_run = str(flow_run.get_id() or "")
+    with runtime.transaction() as session:
+        case = session.scalar(select(Case).where(Case.ref == case_ref))
+        if case is None:
+            raise NotThisCase(f"unknown-case: {case_ref}")
+        if case.status != "open":
+            raise NotThisCase(f"case-closed: {case_ref}")
+        if case.intervention != intervention:
+            raise NotThisCase(f"wrong-intervention: {case_ref} is {case.intervention}, not {intervention}")
+        if case.flow_run_id and case.flow_run_id != this_run:
+            raise NotThisCase(f"another-run: {case_ref} belongs to flow run {case.flow_run_id}")
+    return intervention
 
 
 @handoff_task(name="enter-stage", task_run_name="{stage}")

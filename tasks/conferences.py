@@ -16,14 +16,15 @@ from dataclasses import dataclass
 from sqlalchemy.orm import Session
 
 from registry import cases, conferences, outbox
-from registry.models import Agency, Referral
+from registry.models import Agency, Case, Referral
 from tasks import mailer, runtime, waits
-from tasks.approvals import record_decision
+from tasks.approvals import record_coordinator_decision
 from tasks.case import enter_stage
 from tasks.handoffs import Need, ask_person
 from tasks.log import logger
 from tasks.referrals import Handoff, answer_links, disclosable_resident
 from tasks.retry import handoff_task
+from tasks.waits import record_or_refuse
 from templates import render, weekday
 
 RESCHEDULED = "일정 변경 (rescheduled)"
@@ -85,53 +86,49 @@ def hold_conference(case_ref: str, step: str, invitees: list[Need]) -> Conferenc
 def _schedule(case_ref: str, step: str, round_: int) -> Scheduled:
     """Ask the coordinator when and where; an invalid answer is audited and asked again."""
     approval_key = waits.wait_key("schedule", step, round_)
-    turn = 0
-    while True:
-        turn += 1
-        wait = f"{approval_key}-{turn}"
-        form = ask_person(
-            case_ref,
-            approval_key,
-            wait,
-            "conference-schedule",
-            "coordinator",
-            waits.ConferenceSchedule,
-            f"**{case_ref}** · 통합사례회의 일시와 장소를 정하세요 (schedule the case conference): "
-            "근무일, 서울 시각. 명령줄: `yeongye conference schedule`",
-        )
-        scheduled = schedule_conference(
+
+    def scheduled(form: waits.ConferenceSchedule, wait: str) -> Scheduled | waits.Again:
+        stored = schedule_conference(
             case_ref, step, form.date, form.time, form.place, form.duration_minutes, approval_key, wait
         )
-        if scheduled is not None:
-            return scheduled
+        return waits.AGAIN if stored is None else stored
+
+    return ask_person(
+        case_ref,
+        approval_key,
+        "conference-schedule",
+        "coordinator",
+        waits.ConferenceSchedule,
+        f"**{case_ref}** · 통합사례회의 일시와 장소를 정하세요 (schedule the case conference): "
+        "근무일, 서울 시각. 명령줄: `yeongye conference schedule`",
+        scheduled,
+    )
 
 
 def _outcome(case_ref: str, step: str, round_: int, scheduled: Scheduled) -> ConferencePlan | None:
     """Wait for the outcome; None when the coordinator chose to reschedule instead."""
     approval_key = waits.wait_key("minutes", step, round_)
-    turn = 0
-    while True:
-        turn += 1
-        wait = f"{approval_key}-{turn}"
-        form = ask_person(
-            case_ref,
-            approval_key,
-            wait,
-            "conference-minutes",
-            "coordinator",
-            waits.ConferenceMinutes,
-            f"**{case_ref}** · 통합사례회의 결과와 기관별 역할을 기록하세요 (record the outcome and roles). "
-            "회의록 본문은 여기에 쓰지 말고 `yeongye conference minutes --file`로 등록하세요 "
-            "(the minutes text goes to the registry, never into this form).",
-            due_after=scheduled.day,
-        )
+
+    def recorded(form: waits.ConferenceMinutes, wait: str) -> ConferencePlan | None | waits.Again:
         if form.reschedule:
-            record_decision(case_ref, approval_key, False, RESCHEDULED, "", wait)
+            record_coordinator_decision(case_ref, approval_key, False, RESCHEDULED, wait)
             return None
         roles = [{"agency_id": role.agency_id, "service": role.service} for role in form.roles]
         plan = record_outcome(case_ref, step, form.proceed, roles, form.reason, approval_key, wait)
-        if plan is not None:
-            return plan
+        return waits.AGAIN if plan is None else plan
+
+    return ask_person(
+        case_ref,
+        approval_key,
+        "conference-minutes",
+        "coordinator",
+        waits.ConferenceMinutes,
+        f"**{case_ref}** · 통합사례회의 결과와 기관별 역할을 기록하세요 (record the outcome and roles). "
+        "회의록 본문은 여기에 쓰지 말고 `yeongye conference minutes --file`로 등록하세요 "
+        "(the minutes text goes to the registry, never into this form).",
+        recorded,
+        due_after=scheduled.day,
+    )
 
 
 @handoff_task(name="schedule-conference", task_run_name="{wait}-schedule")
@@ -139,29 +136,27 @@ def schedule_conference(
     case_ref: str, step: str, date: str, time: str, place: str, duration_minutes: int, approval_key: str, wait: str
 ) -> Scheduled | None:
     """Validate and store the schedule, and close the request for it; None (audited) if invalid."""
-    with runtime.transaction() as session:
-        case = cases.find_case(session, case_ref)
-        try:
-            conference, _changed = conferences.schedule(
-                session,
-                case,
-                step=step,
-                starts_at=conferences.parse_start(date, time),
-                duration_minutes=duration_minutes,
-                place=place,
-                now=runtime.clock().now(),
-                days=runtime.business_calendar(session),
-                by=case.coordinator_id,
-            )
-        except cases.CaseError as error:
-            cases.audit(session, case, case.coordinator_id, "invalid-input", wait=wait, error=str(error))
-            logger(case_ref, step).warning("schedule-invalid", wait=wait)
-            return None
-        approval = cases.find_approval(session, case, approval_key)
+
+    def write(session: Session, case: Case) -> Scheduled:
         now = runtime.clock().now()
+        conference, _changed = conferences.schedule(
+            session,
+            case,
+            step=step,
+            starts_at=conferences.parse_start(date, time),
+            duration_minutes=duration_minutes,
+            place=place,
+            now=now,
+            days=runtime.business_calendar(session),
+            by=case.coordinator_id,
+        )
+        approval = cases.find_approval(session, case, approval_key)
         cases.decide(session, case, approval, approved=True, reason="", by=case.coordinator_id, at=now)
-        scheduled = Scheduled(conference.id, conference.sequence, conferences.starts_at(conference).date().isoformat())
-    logger(case_ref, step).info("conference-scheduled", sequence=scheduled.sequence, day=scheduled.day)
+        return Scheduled(conference.id, conference.sequence, conferences.starts_at(conference).date().isoformat())
+
+    scheduled = record_or_refuse(case_ref, None, wait, write)
+    if scheduled is not None:
+        logger(case_ref, step).info("conference-scheduled", sequence=scheduled.sequence, day=scheduled.day)
     return scheduled
 
 
@@ -255,29 +250,27 @@ def record_outcome(
     wait: str,
 ) -> ConferencePlan | None:
     """Record the outcome and roles, close the invitations and the request; None (audited) if invalid."""
-    with runtime.transaction() as session:
-        case = cases.find_case(session, case_ref)
+
+    def write(session: Session, case: Case) -> ConferencePlan:
         now = runtime.clock().now()
-        try:
-            conference = conferences.record_outcome(
-                session,
-                case,
-                step=step,
-                proceed=proceed,
-                roles=[(role.get("agency_id", ""), role.get("service", "")) for role in roles],
-                reason=reason,
-                by=case.coordinator_id,
-                at=now,
-            )
-        except cases.CaseError as error:
-            cases.audit(session, case, case.coordinator_id, "invalid-input", wait=wait, error=str(error))
-            logger(case_ref, step).warning("conference-outcome-invalid", wait=wait)
-            return None
+        conference = conferences.record_outcome(
+            session,
+            case,
+            step=step,
+            proceed=proceed,
+            roles=[(role.get("agency_id", ""), role.get("service", "")) for role in roles],
+            reason=reason,
+            by=case.coordinator_id,
+            at=now,
+        )
         approval = cases.find_approval(session, case, approval_key)
         held = bool(conference.held)
         cases.decide(session, case, approval, approved=held, reason=reason, by=case.coordinator_id, at=now)
-        plan = ConferencePlan(step, held, tuple(_role(session, role) for role in conference.roles))
-    logger(case_ref, step).info("conference-recorded", proceed=plan.proceed, roles=len(plan.roles))
+        return ConferencePlan(step, held, tuple(_role(session, role) for role in conference.roles))
+
+    plan = record_or_refuse(case_ref, None, wait, write)
+    if plan is not None:
+        logger(case_ref, step).info("conference-recorded", proceed=plan.proceed, roles=len(plan.roles))
     return plan
 
 

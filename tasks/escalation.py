@@ -49,11 +49,16 @@ def find_escalations() -> list[Escalation]:
     name="escalate", task_run_name="{escalation.case_ref}-{escalation.target}-{escalation.id}-{escalation.level}"
 )
 def escalate(escalation: Escalation) -> str:
-    """Take one rung; returns what happened ("reminder", "coordinator", ..., or "deferred")."""
+    """Take one rung; returns what happened ("reminder", "coordinator", ..., "deferred" or "answered")."""
     if escalation.target == "referral" and escalation.level == TIMED_OUT:
-        if not _hand_timed_out_answer(escalation):
-            return "deferred"
-    for outbox_id in _enqueue_notices(escalation):
+        timed_out = _time_out(escalation)
+        if isinstance(timed_out, str):
+            return timed_out
+        outbox_ids = timed_out
+    else:
+        with runtime.transaction() as session:
+            outbox_ids = _enqueue_notices(session, escalation)
+    for outbox_id in outbox_ids:
         mailer.deliver(outbox_id)
     with runtime.transaction() as session:
         row = session.get(Referral if escalation.target == "referral" else Approval, escalation.id)
@@ -73,89 +78,101 @@ def escalate(escalation: Escalation) -> str:
     return level
 
 
-def _hand_timed_out_answer(escalation: Escalation) -> bool:
-    """Resume the waiting case with a "timed-out" answer, as the UI form would; False if it waits elsewhere now.
+def _time_out(escalation: Escalation) -> list[int] | str:
+    """Time the referral out; returns the withdrawal notices to send, or why nothing was done.
 
-    The flow's own code then decides: the next agency of the type, or the coordinator names one.
+    The sweep's list is a snapshot, and the agency may answer at this very moment. The referral's
+    own wait decides first: the sweep resumes it with "timed-out" exactly as an answer link would
+    (only that wait, for that referral), and only one of the two resumes it. The loser changes
+    nothing: the sweep defers to its next run, or the agency's page says its answer was not taken.
+    Then one transaction re-reads the referral, records the timeout only if it is still open
+    (compare and set, ``cases.record_answer``) and writes the notices with it: an agency whose
+    answer stood is never told that its request was withdrawn. The flow's own code then decides
+    what follows (the next agency of the type, or the coordinator names one).
     """
-    with runtime.transaction() as session:
-        referral = session.get(Referral, escalation.id)
-        assert referral is not None
-        agency_id = referral.agency_id
     try:
-        steering.respond(
-            runtime.database(), escalation.case_ref, agency_id=agency_id, status="timed-out", settle_seconds=0
+        steering.answer_referral(
+            runtime.database(), escalation.case_ref, escalation.id, status="timed-out", settle_seconds=0
         )
     except steering.SteeringError as error:
         logger(escalation.case_ref, "deadline").info("timeout-deferred", referral=escalation.id, why=str(error))
-        return False
-    return True
+        return "deferred"
+    with runtime.transaction() as session:
+        case = cases.find_case(session, escalation.case_ref)
+        referral = session.get(Referral, escalation.id)
+        assert referral is not None
+        cases.record_answer(
+            session, case, referral, status="timed-out", reason="", actor="deadline-sweep", at=runtime.clock().now()
+        )
+        if referral.status != "failed":  # the agency's answer was recorded first: it stands
+            logger(escalation.case_ref, "deadline").info("timeout-lost", referral=escalation.id)
+            return "answered"
+        return _enqueue_notices(session, escalation)
 
 
-def _enqueue_notices(escalation: Escalation) -> list[int]:
+def _enqueue_notices(session: Session, escalation: Escalation) -> list[int]:
     """Write the rung's emails to the outbox: who hears of it depends on the rung and the clock."""
     settings = runtime.settings()
     language = settings.language
-    with runtime.transaction() as session:
-        case = cases.find_case(session, escalation.case_ref)
-        coordinator = _Recipient(case.coordinator.id, case.coordinator.name, case.coordinator.email)
-        supervisor = _Recipient(case.supervisor.id, case.supervisor.name, case.supervisor.email)
-        if escalation.target == "referral":
-            referral = session.get(Referral, escalation.id)
-            assert referral is not None
-            agency = referral.agency
-            to_agency = _Recipient(agency.id, agency.name, agency.email, agency_id=agency.id)
-            legal_basis = referral.legal_basis or ""
-            ladder = (
-                {REMINDER: [to_agency, coordinator], COORDINATOR: [coordinator], TIMED_OUT: [coordinator, supervisor]}
-                if legal_basis
-                else {REMINDER: [to_agency], COORDINATOR: [coordinator], TIMED_OUT: [to_agency]}
-            )
-            recipients = ladder.get(escalation.level, [supervisor])
-            what_for_staff = service_label(referral.service, language)
-            what_for_agency = cases.shown_service(session, case, referral, language)
-            waiting_on, due, subject_key = agency.name, referral.due_date, f"{referral.step}-{referral.agency_id}"
-            links = answer_links(case.ref, referral) if escalation.level == REMINDER else None
-        else:
-            approval = session.get(Approval, escalation.id)
-            assert approval is not None
-            approver = session.get(Staff, approval.approver_id)
-            assert approver is not None
-            ladder = {REMINDER: [_Recipient(approver.id, approver.name, approver.email)], COORDINATOR: [coordinator]}
-            recipients = ladder.get(escalation.level, [supervisor])
-            what_for_staff = what_for_agency = kind_label(approval.kind, language)
-            waiting_on, due, subject_key, links, legal_basis = approver.name, approval.due_date, approval.key, None, ""
-        level = LEVELS[escalation.level]
-        outbox_ids = []
-        for recipient in recipients:
-            subject, text, html = render(
-                "deadline",
-                language,
-                level=level,
-                legal_basis=legal_basis,
-                recipient_name=recipient.name,
-                case_ref=case.ref,
-                complex_name=case.complex.name,
-                what=what_for_agency if recipient.agency_id else what_for_staff,
-                waiting_on=waiting_on,
-                due_date=due.isoformat(),
-                due_weekday=weekday(due, language),
-                days_late=max((calendar.today(runtime.clock()) - due).days, 0),
-                next_rung=_next_rung(session, escalation, due, legal_basis, language),
-                links=links if recipient.agency_id else None,
-                coordinator_name=case.coordinator.name,
-                coordinator_email=case.coordinator.email,
-            )
-            message, _ = outbox.enqueue(
-                session,
-                case,
-                key=outbox.idempotency_key(case.ref, f"{subject_key}-{level}", recipient.id),
-                agency_id=recipient.agency_id,
-                draft=outbox.Draft(recipient.email, subject, text, html, reply_to=case.coordinator.email),
-                domain=settings.mail_from.rpartition("@")[2] or "yeongye.local",
-            )
-            outbox_ids.append(message.id)
-        return outbox_ids
+    case = cases.find_case(session, escalation.case_ref)
+    coordinator = _Recipient(case.coordinator.id, case.coordinator.name, case.coordinator.email)
+    supervisor = _Recipient(case.supervisor.id, case.supervisor.name, case.supervisor.email)
+    if escalation.target == "referral":
+        referral = session.get(Referral, escalation.id)
+        assert referral is not None
+        agency = referral.agency
+        to_agency = _Recipient(agency.id, agency.name, agency.email, agency_id=agency.id)
+        legal_basis = referral.legal_basis or ""
+        ladder = (
+            {REMINDER: [to_agency, coordinator], COORDINATOR: [coordinator], TIMED_OUT: [coordinator, supervisor]}
+            if legal_basis
+            else {REMINDER: [to_agency], COORDINATOR: [coordinator], TIMED_OUT: [to_agency]}
+        )
+        recipients = ladder.get(escalation.level, [supervisor])
+        what_for_staff = service_label(referral.service, language)
+        what_for_agency = cases.shown_service(session, case, referral, language)
+        waiting_on, due, subject_key = agency.name, referral.due_date, f"{referral.step}-{referral.agency_id}"
+        links = answer_links(case.ref, referral) if escalation.level == REMINDER else None
+    else:
+        approval = session.get(Approval, escalation.id)
+        assert approval is not None
+        approver = session.get(Staff, approval.approver_id)
+        assert approver is not None
+        ladder = {REMINDER: [_Recipient(approver.id, approver.name, approver.email)], COORDINATOR: [coordinator]}
+        recipients = ladder.get(escalation.level, [supervisor])
+        what_for_staff = what_for_agency = kind_label(approval.kind, language)
+        waiting_on, due, subject_key, links, legal_basis = approver.name, approval.due_date, approval.key, None, ""
+    level = LEVELS[escalation.level]
+    outbox_ids = []
+    for recipient in recipients:
+        subject, text, html = render(
+            "deadline",
+            language,
+            level=level,
+            legal_basis=legal_basis,
+            recipient_name=recipient.name,
+            case_ref=case.ref,
+            complex_name=case.complex.name,
+            what=what_for_agency if recipient.agency_id else what_for_staff,
+            waiting_on=waiting_on,
+            due_date=due.isoformat(),
+            due_weekday=weekday(due, language),
+            days_late=max((calendar.today(runtime.clock()) - due).days, 0),
+            next_rung=_next_rung(session, escalation, due, legal_basis, language),
+            links=links if recipient.agency_id else None,
+            coordinator_name=case.coordinator.name,
+            coordinator_email=case.coordinator.email,
+        )
+        message, _ = outbox.enqueue(
+            session,
+            case,
+            key=outbox.idempotency_key(case.ref, f"{subject_key}-{level}", recipient.id),
+            agency_id=recipient.agency_id,
+            draft=outbox.Draft(recipient.email, subject, text, html, reply_to=case.coordinator.email),
+            domain=settings.mail_from.rpartition("@")[2] or "yeongye.local",
+        )
+        outbox_ids.append(message.id)
+    return outbox_ids
 
 
 @dataclass(frozen=True)

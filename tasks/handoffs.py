@@ -8,10 +8,20 @@ in the same order and receives the answers already given.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TypeVar
+
+from prefect.input import RunInput
 
 from tasks import waits
-from tasks.approvals import kind_label, record_consent, record_decision, request_approval
+from tasks.approvals import (
+    kind_label,
+    record_consent,
+    record_coordinator_decision,
+    record_decision,
+    request_approval,
+)
 from tasks.case import enter_stage, publish_timeline
 from tasks.referrals import (
     DEFAULT_TERMS,
@@ -25,6 +35,8 @@ from tasks.referrals import (
 )
 from tasks.runtime import settings
 from tasks.waits import Form
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -78,21 +90,19 @@ def _notify_all(case_ref: str, handoffs: list[Handoff]) -> None:
 def _await_answers(case_ref: str, step: str, waiting: dict[str, Handoff], due_months: int) -> None:
     turn = 0
     while waiting:
-        turn += 1
-        key = waits.wait_key("answer", step, turn)
-        answer = waits.wait_for(
+        (agency_id, status), turn = waits.ask_until_valid(
+            case_ref,
+            waits.wait_key("answer", step),
             waits.answer_form(sorted(waiting)),
-            key,
             f"**{case_ref}** · `{step}` 단계 기관 답변을 입력하세요 (agency answer).\n\n"
             f"대기 중: {', '.join(sorted(waiting))}",
+            lambda answer, key: _recorded(case_ref, step, answer, key),
+            first_turn=turn + 1,
         )
-        status = record_answer(case_ref, step, answer.agency_id, answer.status, answer.reason, key)
-        if status == "invalid":
-            continue
         if status == "completed":
-            del waiting[answer.agency_id]
+            del waiting[agency_id]
         elif status in ("rejected", "failed"):  # declined, or timed out at the final deadline
-            rejected = waiting.pop(answer.agency_id)
+            rejected = waiting.pop(agency_id)
             replacement = open_referral(case_ref, step, rejected.agency_type, rejected.service, due_months, turn)
             if replacement is None:
                 replacement = _coordinator_names_agency(case_ref, step, rejected.service, rejected.agency_type)
@@ -100,6 +110,15 @@ def _await_answers(case_ref: str, step: str, waiting: dict[str, Handoff], due_mo
                 notify_agency(case_ref, replacement)
                 waiting[replacement.agency_id] = replacement
             publish_timeline(case_ref, f"{step}-{turn}")
+
+
+def _recorded(case_ref: str, step: str, answer: RunInput, key: str) -> tuple[str, str] | waits.Again:
+    """Record an agency's answer: (agency, the referral's status afterwards), or ask again if it was invalid."""
+    outcome = getattr(answer, "outcome", "")  # only a step whose result the flow branches on asks for one
+    status = record_answer(
+        case_ref, step, answer.agency_id, answer.status, answer.reason, key, outcome, answer.referral_id
+    )
+    return waits.AGAIN if status == "invalid" else (answer.agency_id, status)
 
 
 @dataclass(frozen=True)
@@ -141,97 +160,119 @@ def await_outcome(
         return Outcome("skipped")
     notify_agency(case_ref, handoff, notice)
     publish_timeline(case_ref, step)
-    turn = 0
-    while True:
-        turn += 1
-        key = waits.wait_key("answer", step, turn)
-        answer = waits.wait_for(
-            waits.answer_form([handoff.agency_id], outcomes),
-            key,
-            f"**{case_ref}** · `{step}` 단계 기관 보고를 입력하세요 (agency report)."
-            + (f"\n\n결과 (outcomes): {', '.join(outcomes)}" if outcomes else ""),
-        )
-        reported = getattr(answer, "outcome", "")
-        status = record_answer(case_ref, step, answer.agency_id, answer.status, answer.reason, key, reported)
-        if status in ("completed", "rejected", "failed"):
-            return Outcome(status, reported if status == "completed" else "", handoff.agency_id)
+    agency_id = handoff.agency_id
+
+    def reported(answer: RunInput, key: str) -> Outcome | waits.Again:
+        """What the agency reported, once it is final; accepted (still working) or invalid asks again."""
+        recorded = _recorded(case_ref, step, answer, key)
+        if isinstance(recorded, waits.Again) or recorded[1] not in ("completed", "rejected", "failed"):
+            return waits.AGAIN
+        status = recorded[1]
+        return Outcome(status, getattr(answer, "outcome", "") if status == "completed" else "", agency_id)
+
+    outcome, _turn = waits.ask_until_valid(
+        case_ref,
+        waits.wait_key("answer", step),
+        waits.answer_form([agency_id], outcomes),
+        f"**{case_ref}** · `{step}` 단계 기관 보고를 입력하세요 (agency report)."
+        + (f"\n\n결과 (outcomes): {', '.join(outcomes)}" if outcomes else ""),
+        reported,
+    )
+    return outcome
 
 
 def _coordinator_names_agency(
     case_ref: str, step: str, service: str, agency_type: str, terms: Terms = DEFAULT_TERMS
 ) -> Handoff | None:
-    """No agency of the type is left: the coordinator names another one, or skips the need."""
-    turn = 0
-    while True:
-        turn += 1
-        key = waits.wait_key("reroute", step, agency_type, turn)
-        choice = ask_person(
-            case_ref,
-            key,
-            key,
-            "reroute",
-            "coordinator",
-            waits.RerouteDecision,
-            f"**{case_ref}** · `{step}`: 연계할 `{agency_type}` 기관이 더 없습니다. "
-            "다른 기관 ID를 입력하거나 비워 두어 건너뛰세요 (name an agency or leave empty to skip).",
-        )
+    """No agency of the type is left: the coordinator names another one, or skips the need.
+
+    Each turn is its own request to the coordinator (the key of its wait); an agency that does
+    not exist closes that request and asks again.
+    """
+
+    def named(choice: waits.RerouteDecision, key: str) -> Handoff | None | waits.Again:
         if not choice.agency_id:
-            record_decision(case_ref, key, False, choice.reason or "건너뜀 (skipped)", "", key)
+            record_coordinator_decision(case_ref, key, False, choice.reason or "건너뜀 (skipped)", key)
             return None
         handoff = refer_to_agency(case_ref, step, choice.agency_id, service, terms)
-        if handoff is not None:
-            record_decision(case_ref, key, True, choice.reason, "", key)
-            return handoff
-        record_decision(case_ref, key, False, f"unknown agency '{choice.agency_id}'", "", key)
+        if handoff is None:
+            record_coordinator_decision(case_ref, key, False, f"unknown agency '{choice.agency_id}'", key)
+            return waits.AGAIN
+        record_coordinator_decision(case_ref, key, True, choice.reason, key)
+        return handoff
+
+    handoff, _turn = waits.ask_until_valid(
+        case_ref,
+        waits.wait_key("reroute", step, agency_type),
+        waits.RerouteDecision,
+        f"**{case_ref}** · `{step}`: 연계할 `{agency_type}` 기관이 더 없습니다. "
+        "다른 기관 ID를 입력하거나 비워 두어 건너뛰세요 (name an agency or leave empty to skip). "
+        f"명령줄: `yeongye reroute {case_ref}`",
+        named,
+        before=lambda key: _request_person(case_ref, key, "reroute", "coordinator"),
+    )
+    return handoff
 
 
 def ask(case_ref: str, key: str, kind: str, approver_role: str = "supervisor", *, due_after: str = "") -> bool:
     """Ask the supervisor (or coordinator) to decide; True if approved.
 
-    A rejection without a reason is not a decision: the form is shown again. ``due_after`` (ISO
-    date) counts the due date from that day, for a decision that cannot come earlier (a session
-    held next month is confirmed after it).
+    A decision without the name of who took it, or a rejection without a reason, is not a
+    decision: the form is shown again. ``due_after`` (ISO date) counts the due date from that
+    day, for a decision that cannot come earlier (a session held next month is confirmed after it).
     """
     approval_key = waits.wait_key("decision", key)
     enter_stage(case_ref, kind, approval_key)
-    turn = 0
-    while True:
-        turn += 1
-        wait = f"{approval_key}-{turn}"
-        decision = ask_person(
-            case_ref,
-            approval_key,
-            wait,
-            kind,
-            approver_role,
-            waits.Decision,
-            f"**{case_ref}** · {kind_label(kind, settings().language)}\n\n반려할 때는 사유를 입력하세요.",
-            due_after=due_after,
-        )
+
+    def decided(decision: waits.Decision, wait: str) -> bool | waits.Again:
         status = record_decision(case_ref, approval_key, decision.approved, decision.reason, decision.decided_by, wait)
-        if status != "invalid":
-            return status == "approved"
+        return waits.AGAIN if status == "invalid" else status == "approved"
+
+    return ask_person(
+        case_ref,
+        approval_key,
+        kind,
+        approver_role,
+        waits.Decision,
+        f"**{case_ref}** · {kind_label(kind, settings().language)}\n\n"
+        "결정자 직원 ID를 입력하고, 반려할 때는 사유를 입력하세요 (name who decides; a reason to reject).",
+        decided,
+        due_after=due_after,
+    )
 
 
 def ask_person(
     case_ref: str,
     approval_key: str,
-    wait: str,
     kind: str,
     role: str,
     form: type[Form],
     description: str,
+    record: Callable[[Form, str], T | waits.Again],
     *,
     due_after: str = "",
-) -> Form:
-    """Record that a person must decide, email them, show the timeline, and suspend until they do.
+) -> T:
+    """Ask a person to fill in ``form`` for the request ``approval_key``, until ``record`` can use it.
 
-    The request is one per ``approval_key``; asking again after an invalid answer only waits again.
-    ``due_after`` (ISO date) counts the due date from that day (see ``request_approval``).
+    The request is recorded and its person emailed once; each turn after an invalid answer only
+    waits again, at ``<approval_key>-<turn>``. ``due_after`` (ISO date) counts the due date from
+    that day (see ``request_approval``).
     """
+    result, _turn = waits.ask_until_valid(
+        case_ref,
+        approval_key,
+        form,
+        description,
+        record,
+        before=lambda _wait: _request_person(case_ref, approval_key, kind, role, due_after),
+    )
+    return result
+
+
+def _request_person(case_ref: str, approval_key: str, kind: str, role: str, due_after: str = "") -> None:
+    """Record that a person must decide, email them, and show it on the timeline (once per request)."""
     request_approval(case_ref, approval_key, kind, role, due_after)
     publish_timeline(case_ref, approval_key)
-    return waits.wait_for(form, wait, description)
 
 
 @dataclass(frozen=True)
@@ -244,15 +285,19 @@ def obtain_consent(case_ref: str, attempt: int, agency_types: list[str], purpose
     """Ask the coordinator to record the resident's (or guardian's) written consent."""
     wait = waits.wait_key("consent", attempt)
     enter_stage(case_ref, "consent", wait)
-    answer = ask_person(
+
+    def recorded(answer: waits.ConsentDecision, key: str) -> ConsentOutcome:
+        given = record_consent(case_ref, wait, answer.given, answer.signer, answer.written, agency_types, purpose)
+        return ConsentOutcome(given=given, signer=answer.signer)
+
+    consent, _turn = waits.ask_until_valid(
         case_ref,
         wait,
-        wait,
-        "consent",
-        "coordinator",
         waits.ConsentDecision,
         f"**{case_ref}** · 입주민 또는 보호의무자의 **서면 동의**를 기록하세요 "
         "(record written consent; a refusal is respected and never overridden).",
+        recorded,
+        unnumbered_first=True,
+        before=lambda _wait: _request_person(case_ref, wait, "consent", "coordinator"),
     )
-    given = record_consent(case_ref, wait, answer.given, answer.signer, answer.written, agency_types, purpose)
-    return ConsentOutcome(given=given, signer=answer.signer)
+    return consent

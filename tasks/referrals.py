@@ -18,6 +18,7 @@ from registry.models import Agency, Case, Referral, Resident
 from tasks import mailer, runtime
 from tasks.log import logger
 from tasks.retry import handoff_task
+from tasks.waits import record_or_refuse
 from templates import render, weekday
 
 
@@ -81,6 +82,9 @@ def open_referral(
 ) -> Handoff | None:
     """Refer the case to the best agency of a type not yet asked in this step (None if none is left).
 
+    Idempotent in the registry, not only through Prefect's cache: a run killed after this task
+    committed but before its result was stored finds the same referral when it runs again.
+
     ``due_months`` is for follow-ups planned months ahead; otherwise the agency has its type's
     number of business days to answer (catalog default, changeable in settings). ``turn`` tells
     apart the referrals made after successive rejections, which would otherwise share one cache key.
@@ -89,10 +93,12 @@ def open_referral(
         raise cases.CaseError(f"service: unknown service '{service}'")
     with runtime.transaction() as session:
         case = cases.find_case(session, case_ref)
-        agency = cases.choose_agency(session, case, agency_type, step)
-        if agency is None:
-            return None
-        referral = _open(session, case, step, agency, service, terms, due_months)
+        referral = cases.open_referral_of_type(session, case, step, agency_type, service)
+        if referral is None:
+            agency = cases.choose_agency(session, case, agency_type, step)
+            if agency is None:
+                return None
+            referral = _open(session, case, step, agency, service, terms, due_months)
         if due_months:
             cases.plan_follow_up(session, case, key=step, referral=referral)
         return _handoff(referral)
@@ -262,34 +268,48 @@ def record_legal_basis(case_ref: str, agency_types: list[str], basis: str) -> st
     return basis
 
 
-@handoff_task(name="record-answer", task_run_name="{step}-answer-{agency_id}")
+@handoff_task(name="record-answer", task_run_name="{step}-answer-{agency_id}", added_inputs=("referral_id",))
 def record_answer(
-    case_ref: str, step: str, agency_id: str, status: str, reason: str, key: str, outcome: str = ""
+    case_ref: str,
+    step: str,
+    agency_id: str,
+    status: str,
+    reason: str,
+    key: str,
+    outcome: str = "",
+    referral_id: int | None = None,
 ) -> str:
-    """Apply an agency's answer; returns the referral's status afterwards, or "invalid".
+    """Apply an agency's answer, as that agency; returns the referral's status afterwards, or "invalid".
 
     ``key`` names the wait the answer came through, so two identical answers given at
-    different waits are recorded as two events.
+    different waits are recorded as two events. ``referral_id`` (sent by an answer link) must be
+    the referral of this step and agency: an answer meant for another referral is invalid.
+    Invalid input is audited and changes nothing; the caller asks again.
     """
-    with runtime.transaction() as session:
-        case = cases.find_case(session, case_ref)
+
+    def write(session: Session, case: Case) -> str:
         referral = cases.find_referral(session, case, step, agency_id)
         if referral is None:
             return "unknown"
-        try:
-            cases.record_answer(
-                session,
-                case,
-                referral,
-                status=status,
-                reason=reason,
-                actor=agency_id,
-                at=runtime.clock().now(),
-                outcome=outcome,
+        if referral_id is not None and referral.id != referral_id:
+            raise cases.CaseError(
+                f"referral_id: 연계 {referral_id}는 이 단계({step})의 {agency_id} 연계가 아닙니다 "
+                "(the answer is for another referral)"
             )
-        except cases.CaseError as error:
-            cases.audit(session, case, agency_id, "invalid-input", wait=key, error=str(error))
-            logger(case_ref, step).warning("answer-invalid", agency=agency_id, wait=key)
-            return "invalid"
-        logger(case_ref, step).info("answer-recorded", agency=agency_id, status=referral.status, wait=key)
+        cases.record_answer(
+            session,
+            case,
+            referral,
+            status=status,
+            reason=reason,
+            actor=agency_id,
+            at=runtime.clock().now(),
+            outcome=outcome,
+        )
         return referral.status
+
+    recorded = record_or_refuse(case_ref, agency_id, key, write)
+    if recorded is None:
+        return "invalid"
+    logger(case_ref, step).info("answer-recorded", agency=agency_id, status=recorded, wait=key)
+    return recorded

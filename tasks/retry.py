@@ -12,10 +12,12 @@ from typing import Any, TypeVar
 
 import aiosmtplib
 from prefect import Task, task
-from prefect.cache_policies import INPUTS, RUN_ID, CachePolicy
+from prefect.cache_policies import RUN_ID, CachePolicy, Inputs
 from prefect.context import TaskRunContext
 from prefect.tasks import exponential_backoff
 from sqlalchemy.exc import DBAPIError, OperationalError
+
+from tasks.failpoints import crash_after_planned_task
 
 TRANSIENT: tuple[type[BaseException], ...] = (
     ConnectionError,
@@ -58,13 +60,15 @@ class TaskName(CachePolicy):
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-def handoff_task(*, name: str, task_run_name: str) -> Callable[[F], F]:
+def handoff_task(*, name: str, task_run_name: str, added_inputs: tuple[str, ...] = ()) -> Callable[[F], F]:
     """A task whose result is persisted and replayed on resume.
 
     The cache key is the task's name, its inputs and the flow run id, without the task's source,
     so a case suspended for months still replays its finished steps after the code is redeployed.
     The flip side: two calls of one task with equal inputs in one run share a result, so a task
     called repeatedly takes an argument (a turn, a wait key) that tells the calls apart.
+    ``added_inputs`` are parameters added after cases were suspended, left out of the key so that
+    those cases still find the results of their calls; another input must tell calls apart.
     """
 
     def decorate(fn: F) -> F:
@@ -73,11 +77,12 @@ def handoff_task(*, name: str, task_run_name: str) -> Callable[[F], F]:
             name=name,
             task_run_name=task_run_name,
             persist_result=True,
-            cache_policy=TaskName() + INPUTS + RUN_ID,
+            cache_policy=TaskName() + Inputs(exclude=list(added_inputs)) + RUN_ID,
             retries=4,
             retry_delay_seconds=exponential_backoff(backoff_factor=2),
             retry_jitter_factor=0.2,
             retry_condition_fn=_retry_only_transient,
+            on_completion=[crash_after_planned_task],
         )
 
     return decorate

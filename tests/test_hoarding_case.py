@@ -149,7 +149,7 @@ def test_rejection_reroutes_to_next_agency_then_asks_coordinator(
         wait = steering.current_wait(registry, launched.case_ref)
         if wait.kind == "reroute":
             script.waits.append(wait.key)
-            steering.respond(registry, launched.case_ref, agency_id="", status="accepted", reason="건너뜀")
+            steering.reroute(registry, launched.case_ref, agency_id="", reason="건너뜀")
         else:
             script.answer(wait)
         flow_run = run_once(launched.flow_run_id)

@@ -45,7 +45,7 @@ class People(Script):
     def answer(self, wait: steering.Wait) -> None:
         if wait.kind == "reroute":
             self.waits.append(wait.key)
-            steering.respond(self.db, self.case_ref, agency_id="", status="accepted", reason="건너뜀 (skipped)")
+            steering.reroute(self.db, self.case_ref, agency_id="", reason="건너뜀 (skipped)")
         else:
             super().answer(wait)
 

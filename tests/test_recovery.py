@@ -8,6 +8,7 @@ minute and `yeongye doctor --repair` runs on demand.
 
 from __future__ import annotations
 
+import datetime as dt
 from uuid import UUID
 
 import pytest
@@ -17,7 +18,7 @@ from prefect.states import Crashed
 from sqlalchemy import func, select
 
 from registry import cases
-from registry.calendar import SystemClock
+from registry.calendar import FixedClock, SystemClock
 from registry.db import Database
 from registry.models import Case, OutboxMessage
 from tests.driving import deploy_hoarding, read_case, read_run, run_once
@@ -64,22 +65,25 @@ def test_a_launch_crashing_at_each_point_leaves_every_case_with_exactly_one_run(
             idempotency_key=f"{timed_out}@{opened_at:%Y%m%dT%H%M%S.%f}",  # as steering.start_run keys it
         )
 
-    findings = {f.case_ref: (f.problem, f.action) for f in recovery.examine(registry, repair=False)}
-    assert findings == {committed: ("no-run", "repairable"), timed_out: ("no-run", "repairable")}
-    repaired = recovery.examine(registry, repair=True)
-    assert {f.action for f in repaired} == {"repaired"}
+    # A launch still under way is left alone; a minute later the case counts as stuck.
     assert recovery.examine(registry, repair=False) == []
+    later = FixedClock(SystemClock().now() + recovery.LAUNCH_GRACE + dt.timedelta(seconds=1))
+    findings = {f.case_ref: (f.problem, f.action) for f in recovery.examine(registry, repair=False, clock=later)}
+    assert findings == {committed: ("no-run", "repairable"), timed_out: ("no-run", "repairable")}
+    repaired = recovery.examine(registry, repair=True, clock=later)
+    assert {f.action for f in repaired} == {"repaired"}
+    assert recovery.examine(registry, repair=False, clock=later) == []
 
     assert read_case(registry, timed_out).flow_run_id == str(orphan.id)  # the orphan run, not a second one
     assert read_case(registry, committed).flow_run_id
     assert _runs_of(deployment_id, [committed, timed_out]) == 2
 
     # Launching again after all that: a new number, above every number handed out before.
-    later = steering.launch(registry, intervention="hoarding", complex_code="C", resident_ref="R-C-001")
+    newest = steering.launch(registry, intervention="hoarding", complex_code="C", resident_ref="R-C-001")
     with registry.transaction() as session:
         refs = session.scalars(select(Case.ref).order_by(Case.id)).all()
         assert session.scalar(select(func.count()).select_from(Case).where(Case.flow_run_id.is_(None))) == 0
-    assert refs == [committed, timed_out, later.case_ref] and len(set(refs)) == 3
+    assert refs == [committed, timed_out, newest.case_ref] and len(set(refs)) == 3
     assert _runs_of(deployment_id, refs) == 3
 
     # The repaired runs do the work: each case's first agency emails go out, once.
@@ -105,7 +109,10 @@ def test_a_crashed_run_is_run_again_and_sends_nothing_twice_a_deleted_one_is_lef
         client.set_flow_run_state(UUID(crashed.flow_run_id), Crashed(message="process killed"), force=True)
         client.delete_flow_run(UUID(deleted.flow_run_id))
 
-    assert {(f.case_ref, f.problem, f.action) for f in recovery.examine(registry, repair=True)} == {
+    # The worker's late second crash report must land first: a crash is mended once it settled.
+    assert [f.problem for f in recovery.examine(registry, repair=True)] == ["run-missing"]
+    settled = FixedClock(SystemClock().now() + recovery.CRASH_SETTLE + dt.timedelta(seconds=1))
+    assert {(f.case_ref, f.problem, f.action) for f in recovery.examine(registry, repair=True, clock=settled)} == {
         (crashed.case_ref, "crashed", "repaired"),
         # Its answers lived in the deleted run: a new run would ask the agencies again. A person decides.
         (deleted.case_ref, "run-missing", "person"),

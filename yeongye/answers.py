@@ -1,10 +1,13 @@
 """The small page agencies answer on: they follow a signed link from their email, no account needed.
 
 GET shows the referral (only what the agency may see: case reference, complex, service, step, due
-date, status) and a button; POST records the answer by resuming the waiting flow exactly as
-`yeongye respond` does. A case-conference invitation is different: the flow does not wait for
-it, so its answer (attend or not) is recorded in the registry directly. A forged, expired or
-mismatched link changes nothing; answering twice changes nothing the second time.
+date, status) and a button; POST records the answer by resuming the waiting flow, as `yeongye
+respond` does, but only at the wait for the link's own referral: a link never answers another
+step, a decision, or the coordinator's choice of the next agency. A case-conference invitation is
+different: the flow does not wait for it, so its answer (attend or not) is recorded in the
+registry directly. A forged, expired or mismatched link changes nothing; answering twice changes
+nothing the second time. The posted form is read with a size limit and checked like every other
+input (``registry.text``) before anything else happens.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from registry import cases, conferences, links
 from registry.catalog import service_label
 from registry.db import Database
 from registry.models import Case, Conference, Referral
+from registry.text import ID_MAX, REASON_MAX, TextError, clean_text
 from yeongye import steering
 from yeongye.settings import Settings
 
@@ -35,6 +39,10 @@ _REFUSALS = {
     "expired": (410, "링크의 유효 기간이 지났습니다. 담당 주거복지사에게 연락해 주십시오 (this link has expired)."),
     "mismatch": (403, "이 링크는 이 연계에 쓸 수 없습니다 (this link does not belong to this referral)."),
 }
+_INVALID = "입력이 올바르지 않습니다 (invalid input)"
+_WITHDRAWN = "기한이 지나 요청이 철회되었습니다 (withdrawn: no answer by the final deadline)"
+# A form of one reason and one outcome is far smaller; anything larger is not read at all.
+BODY_LIMIT = 64 * 1024
 _ACTIONS = {
     "accept": "수락합니다 (accept)",
     "decline": "거절합니다 (decline)",
@@ -129,26 +137,56 @@ def create_app(settings: Settings, db: Database, prefect_api_url: str) -> FastAP
 
     @app.post("/answer/{token}", response_class=HTMLResponse)
     async def answer(token: str, request: Request) -> HTMLResponse:
-        # Browsers post forms as UTF-8 without saying so; Starlette's form parser would assume latin-1.
-        fields = parse_qs((await request.body()).decode("utf-8"))
-        reason, outcome = fields.get("reason", [""])[0], fields.get("outcome", [""])[0]
-        return await run_in_threadpool(record, token, reason, outcome)
+        fields = await read_form(request)
+        if isinstance(fields, HTMLResponse):
+            return fields
+        return await run_in_threadpool(record, token, *fields)
 
-    def record(token: str, reason: str, outcome: str = "") -> HTMLResponse:
+    async def read_form(request: Request) -> tuple[str, str] | HTMLResponse:
+        """The reason and outcome posted, checked; or the page saying why they cannot be taken.
+
+        Browsers post forms as UTF-8 without saying so (Starlette's form parser would assume
+        latin-1), so the body is decoded here, strictly: bytes that are not UTF-8 are refused,
+        not replaced.
+        """
+        too_large = f"<p>입력이 너무 깁니다 (the form is larger than {BODY_LIMIT} bytes)</p>"
+        declared = request.headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > BODY_LIMIT:
+            return _page(_INVALID, too_large, 413)
+        body = bytearray()
+        async for chunk in request.stream():
+            body += chunk
+            if len(body) > BODY_LIMIT:
+                return _page(_INVALID, too_large, 413)
+        try:
+            fields = parse_qs(body.decode("utf-8"), errors="strict", max_num_fields=8)
+            reason = clean_text(fields.get("reason", [""])[0], "사유 (reason)", REASON_MAX, multiline=True)
+            outcome = clean_text(fields.get("outcome", [""])[0], "결과 (outcome)", ID_MAX)
+        except UnicodeDecodeError:
+            return _page(_INVALID, "<p>UTF-8 텍스트가 아닙니다 (the form is not UTF-8 text)</p>", 400)
+        except TextError as error:
+            return _page(_INVALID, f"<p>{escape(str(error))}</p>", 400)
+        except ValueError:
+            return _page(_INVALID, "<p>입력 항목이 너무 많습니다 (too many fields)</p>", 400)
+        return reason, outcome
+
+    def record(token: str, reason: str, outcome: str) -> HTMLResponse:
         found = claim_and_referral(token)
         if isinstance(found, HTMLResponse):
             return found
         claim, referral = found
+        if referral.status == "failed":
+            return _page(_WITHDRAWN, summary(claim, referral), 409)
         if referral.status in cases.FINAL_STATUSES or referral.status == claim.status:
             return _page("이미 처리되었습니다 (already answered)", summary(claim, referral))
         if referral.kind == conferences.INVITATION:
             return record_invitation(claim, referral, reason)
         try:
             with temporary_settings({PREFECT_API_URL: prefect_api_url}):
-                steering.respond(
+                steering.answer_referral(
                     db,
                     claim.case_ref,
-                    agency_id=referral.agency_id,
+                    referral.id,
                     status=claim.status,
                     reason=reason.strip(),
                     outcome=outcome if claim.purpose == "done" else "",

@@ -65,7 +65,13 @@ class Periodic:
 
 def outbox_relay(db: Database, settings: Settings) -> Periodic:
     sender = Sender(db, settings, SystemClock())
-    return Periodic("outbox relay", settings.relay_interval, sender.deliver_due)
+
+    def relay() -> dict[str, int]:
+        # Mail still waiting out an outage is retried every round; only what changed is worth a log line.
+        counts = sender.deliver_due()
+        return {status: n for status, n in counts.items() if status in ("sent", "failed")}
+
+    return Periodic("outbox relay", settings.relay_interval, relay)
 
 
 def case_recovery(db: Database, settings: Settings, api_url: str) -> Periodic:

@@ -24,6 +24,7 @@ from registry import calendar, cases, deadlines, detection, jobs, outbox, progra
 from registry.db import Database
 from registry.loader import SAMPLE_PATH, RegistryLoadError, load_registry
 from registry.models import Case, HolidayOverride, Resident
+from registry.text import ID_MAX, clean_text
 from registry.timeline import case_timeline
 from yeongye import steering
 from yeongye.mailcapture import read_captured
@@ -407,12 +408,14 @@ def approve(
     ref: str = typer.Argument(..., help="사례 번호 / case reference"),
     reject: bool = typer.Option(False, "--reject", help="반려 / 동의 거부 (reject / consent refused)"),
     reason: str = typer.Option("", "--reason", help="사유 (반려 시 필수)"),
-    by: str = typer.Option("", "--by", help="결정자 직원 ID / staff id"),
+    by: str = typer.Option(
+        "", "--by", help="결정한 직원 ID, 결재에는 필수 / staff id of who decides (required for a decision)"
+    ),
     guardian: bool = typer.Option(
         False, "--guardian", help="동의서 서명자가 보호의무자 / consent signed by a guardian"
     ),
 ) -> None:
-    """대기 중인 결재·동의를 승인하거나 반려합니다 (UI 입력 양식과 같음)."""
+    """대기 중인 결재·동의를 승인하거나 반려합니다 (UI 입력 양식과 같음); 결재는 --by 로 결정자를 밝힙니다."""
     settings = get_settings()
     try:
         with _prefect(settings):
@@ -439,7 +442,7 @@ def respond(
         "", "--outcome", help="결과가 정해진 단계의 결과, 예: discharged / converted-voluntary"
     ),
 ) -> None:
-    """기관의 답변(수락·거절·완료)을 기록합니다 (UI 입력 양식과 같음)."""
+    """기관의 답변(수락·거절·완료)을 그 기관의 연계에 기록합니다 (UI 입력 양식과 같음)."""
     settings = get_settings()
     try:
         with _prefect(settings):
@@ -449,6 +452,25 @@ def respond(
     except (steering.SteeringError, cases.CaseError) as error:
         raise _fail(str(error)) from None
     console.print(f"{ref}: {agency} → {status} (sent to {wait.key})")
+
+
+@app.command()
+def reroute(
+    ref: str = typer.Argument(..., help="사례 번호 / case reference"),
+    agency: str = typer.Option("", "--agency", help="다음에 의뢰할 기관 ID / the agency to refer to next"),
+    skip: bool = typer.Option(False, "--skip", help="이 연계를 건너뜀 / skip this handoff"),
+    reason: str = typer.Option("", "--reason", help="사유 / reason"),
+) -> None:
+    """같은 유형의 기관이 더 없을 때 다음 기관을 지정하거나 연계를 건너뜁니다 (담당 주거복지사의 결정)."""
+    if bool(agency) == skip:
+        raise _fail("--agency / --skip: 둘 중 하나만 주십시오 (give exactly one of --agency and --skip)")
+    settings = get_settings()
+    try:
+        with _prefect(settings):
+            wait = steering.reroute(_database(settings), ref, agency_id=agency, reason=reason)
+    except (steering.SteeringError, cases.CaseError) as error:
+        raise _fail(str(error)) from None
+    console.print(f"{ref}: {agency or '건너뜀 (skipped)'} (sent to {wait.key})")
 
 
 @jobs_app.command("facts")
@@ -471,7 +493,7 @@ def jobs_facts(
     db = _database(get_settings())
     try:
         with db.transaction() as session:
-            case = cases.find_case(session, ref)
+            case = cases.find_case(session, clean_text(ref, "case", ID_MAX))
             jobs.record_facts(session, case, {k: v for k, v in given.items() if v is not None}, by=case.coordinator_id)
             unknown = jobs.unknown_facts(case.resident) if case.resident else []
             missing = [f"{ko} ({name})" for name, ko, _ in jobs.FACTS if name in unknown]
@@ -481,7 +503,7 @@ def jobs_facts(
     if missing:
         console.print(f"아직 모름 (still unknown): {', '.join(missing)}")
     else:
-        console.print(f"다음 (next): yeongye approve {ref}")
+        console.print(f"다음 (next): yeongye approve {ref} --by <직원 ID (staff id)>")
 
 
 @app.command()

@@ -13,6 +13,7 @@ is listed, never guessed.
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -25,6 +26,7 @@ from prefect.states import Scheduled
 from sqlalchemy import select
 
 from registry import cases
+from registry.calendar import Clock, SystemClock
 from registry.db import Database
 from registry.models import Case, Referral
 from yeongye import steering
@@ -34,11 +36,15 @@ log = logging.getLogger(__name__)
 # A run re-run this many times and still failing needs a person, not another automatic try.
 AUTOMATIC_RERUNS = 3
 _BATCH = 200
+LAUNCH_GRACE = dt.timedelta(minutes=1)
+CRASH_SETTLE = dt.timedelta(seconds=45)
+STUCK_PENDING = dt.timedelta(seconds=90)
 
 PROBLEMS = {
     "no-run": "flow run 없음 (no flow run)",
     "run-missing": "flow run 이 Prefect 에 없음 (flow run not found)",
     "crashed": "flow run 비정상 종료 (crashed)",
+    "stuck-pending": "워커가 실행을 맡은 채 사라짐 (taken by a worker that died)",
     "failed": "flow run 실패 (failed)",
     "cancelled": "flow run 취소됨: 사례를 종결하거나 다시 시작할지 결정 필요 (cancelled: a person decides)",
     "ended-open": "flow run 은 끝났는데 사례가 열려 있음 (run ended, case still open)",
@@ -58,15 +64,24 @@ class Finding:
     flow_run_id: str | None = None
 
 
-def examine(db: Database, *, repair: bool, automatic: bool = False) -> list[Finding]:
+def examine(db: Database, *, repair: bool, automatic: bool = False, clock: Clock | None = None) -> list[Finding]:
     """Check every open case's flow run; with ``repair``, mend what can be mended.
 
     ``automatic`` is the stack's own loop: it re-runs a failed run at most ``AUTOMATIC_RERUNS``
     times (a step that fails for good would otherwise fail again every minute); the command
     re-runs whatever a person asks it to.
     """
+    now = (clock or SystemClock()).now()
     with db.transaction() as session:
-        open_cases = list(session.execute(select(Case.ref, Case.flow_run_id).where(Case.status == "open")))
+        # A case launched a moment ago gets its run from the launch itself; leave it alone a while.
+        settled = now - LAUNCH_GRACE
+        open_cases = list(
+            session.execute(
+                select(Case.ref, Case.flow_run_id).where(
+                    Case.status == "open", Case.flow_run_id.is_not(None) | (Case.opened_at < settled)
+                )
+            )
+        )
         started = set(
             session.scalars(
                 select(Case.ref).join(Referral, Referral.case_id == Case.id).where(Case.status == "open").distinct()
@@ -76,7 +91,8 @@ def examine(db: Database, *, repair: bool, automatic: bool = False) -> list[Find
     with get_client(sync_client=True) as client:
         runs = _read_runs(client, [run for _, run in open_cases if run])
         for case_ref, run_id in open_cases:
-            finding = _check(case_ref, run_id, runs.get(run_id) if run_id else None, automatic, case_ref in started)
+            run = runs.get(run_id) if run_id else None
+            finding = _check(case_ref, run_id, run, automatic, case_ref in started, now)
             if finding is None:
                 continue
             if repair and finding.action == "repairable":
@@ -105,7 +121,9 @@ def _batches(items: list[str], size: int) -> Iterable[list[str]]:
         yield items[start : start + size]
 
 
-def _check(case_ref: str, run_id: str | None, run: FlowRun | None, automatic: bool, started: bool) -> Finding | None:
+def _check(
+    case_ref: str, run_id: str | None, run: FlowRun | None, automatic: bool, started: bool, now: dt.datetime
+) -> Finding | None:
     if run_id is None:
         return Finding(case_ref, "no-run", "repairable")
     if run is None:
@@ -113,7 +131,13 @@ def _check(case_ref: str, run_id: str | None, run: FlowRun | None, automatic: bo
         return Finding(case_ref, "run-missing", "person" if started else "repairable", run_id)
     state = run.state.type if run.state else None
     if state == StateType.CRASHED:
-        return Finding(case_ref, "crashed", "repairable", run_id)
+        # The worker reports a crash twice, the second time up to a minute late: let both land
+        # before running the flow again, or the late one would mark the new execution crashed.
+        settled = run.state is not None and run.state.timestamp < now - CRASH_SETTLE
+        return Finding(case_ref, "crashed", "repairable", run_id) if settled else None
+    if state == StateType.PENDING and run.state is not None and run.state.timestamp < now - STUCK_PENDING:
+        # The worker took the run and died before starting its process: no worker will take it again.
+        return Finding(case_ref, "stuck-pending", "repairable", run_id)
     if state == StateType.FAILED:
         exhausted = automatic and run.run_count > AUTOMATIC_RERUNS
         return Finding(case_ref, "failed", "person" if exhausted else "repairable", run_id)
@@ -131,6 +155,6 @@ def _repair(db: Database, client: SyncPrefectClient, finding: Finding) -> None:
     if finding.problem in ("no-run", "run-missing"):
         steering.start_run(db, client, finding.case_ref)
         return
-    # Crashed or failed: run the flow again; finished steps replay, nothing is sent twice.
+    # Crashed, failed or stuck: run the flow again; finished steps replay, nothing is sent twice.
     assert finding.flow_run_id is not None
     client.set_flow_run_state(UUID(finding.flow_run_id), Scheduled(name="Recovering"), force=True)

@@ -21,7 +21,7 @@ from prefect.exceptions import NotPausedError, ObjectNotFound
 from prefect.flow_runs import resume_flow_run
 from prefect.input import RunInput
 from prefect.input.actions import read_flow_run_input
-from prefect.input.run_input import keyset_from_base_key
+from prefect.input.run_input import keyset_from_paused_state
 from pydantic import ValidationError
 
 from registry import cases, conferences, detection, programs
@@ -72,16 +72,19 @@ def launch(
 ) -> Launched:
     """Open the case, then create its flow run; idempotent end to end.
 
-    The deployment is looked up first, so a launch Prefect cannot take opens nothing. The case is
-    then committed before Prefect is called (no lock is held across the call, so simultaneous
-    launches do not queue) and is never deleted: once the call starts, a run may exist. Its run
-    is created with the case as Prefect's idempotency key, so creating it again (after
-    a timeout, a crash, by the recovery) finds the same run, and a case number is never reused.
+    The request and the deployment are checked first, so a launch that cannot go ahead opens
+    nothing. The case is then committed before Prefect is called (no lock is held across the
+    call, so simultaneous launches do not queue) and is never deleted: once the call starts, a
+    run may exist. Its run is created with the case as Prefect's idempotency key, so creating it
+    again (after a timeout, a crash, by the recovery) finds the same run, and a case number is
+    never reused.
     A group intervention has no resident but a ``program_kind``; ``parameters`` are the flow's
     own settings (e.g. a programme's number of sessions), never anything about a person.
     """
     cases.check_intervention(intervention)
     programs.check_launch(intervention, program_kind, parameters or {})
+    with db.transaction() as session:
+        cases.check_launch(session, intervention=intervention, complex_code=complex_code, resident_ref=resident_ref)
     with get_client(sync_client=True) as client:
         try:
             deployment = client.read_deployment_by_name(deployment_name(intervention))
@@ -178,6 +181,7 @@ class Wait:
     flow_run_id: UUID
     agencies: list[str]
     step: str = ""
+    schema_key: str = ""  # where Prefect keeps the schema of the form the case waits with
 
 
 def current_wait(db: Database, case_ref: str, *, settle_seconds: float = 30) -> Wait:
@@ -210,7 +214,7 @@ def current_wait(db: Database, case_ref: str, *, settle_seconds: float = 30) -> 
         timeline = case_timeline(session, cases.find_case(session, case_ref))
     step = waits.step_of(key)
     agencies = [w["agency"] for w in timeline["waiting_for"] if w["kind"] == "answer" and w["step"] == step]
-    return Wait(waits.kind_of(key), key, flow_run_id, agencies, step)
+    return Wait(waits.kind_of(key), key, flow_run_id, agencies, step, keyset_from_paused_state(state)["schema"])
 
 
 # What answers each kind of wait, for telling a person which command the case needs now.
@@ -271,8 +275,7 @@ def _resume(wait: Wait, run_input: dict[str, Any]) -> None:
     before a field was added (``referral_id``) refuses fields it does not know: they are left out.
     """
     deadline = time.monotonic() + 30
-    schema_key = keyset_from_base_key(wait.key)["schema"]
-    while (schema := read_flow_run_input(schema_key, flow_run_id=wait.flow_run_id)) is None:
+    while (schema := read_flow_run_input(wait.schema_key, flow_run_id=wait.flow_run_id)) is None:
         if time.monotonic() > deadline:
             raise SteeringError(f"재개할 수 없습니다 (cannot resume): {wait.key}의 입력 양식이 없습니다 (no form)")
         time.sleep(0.5)

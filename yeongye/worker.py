@@ -24,6 +24,7 @@ from prefect.utilities.processutils import setup_signal_handlers_worker
 from prefect.workers.process import ProcessWorker
 
 if TYPE_CHECKING:
+    from prefect.client.orchestration import PrefectClient
     from prefect.client.schemas.objects import FlowRun
     from prefect.client.schemas.responses import WorkerFlowRunResponse
 
@@ -51,6 +52,21 @@ with warnings.catch_warnings():
                 else:
                     ready.append(entry)
             return await super()._submit_scheduled_flow_runs(ready)
+
+        async def _propose_crashed_state(
+            self, flow_run: FlowRun, message: str, client: PrefectClient | None = None
+        ) -> None:
+            """Report a crash only over the execution that crashed, never over the next one.
+
+            When a flow-run process dies, the runner inside this worker reports the run Crashed at
+            once; the worker itself reports it again when it has finished with the process, up to
+            a minute later. By then the stack's recovery may have scheduled the run again, and the
+            late report would mark the new execution Crashed. So: only a run still Pending or
+            Running (its process died without anyone reporting it) is reported.
+            """
+            current = await (client or self.client).read_flow_run(flow_run.id)
+            if current.state is None or current.state.is_running() or current.state.is_pending():
+                await super()._propose_crashed_state(flow_run, message, client)
 
 
 def _print(*args: object, **_style: object) -> None:

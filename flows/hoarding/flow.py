@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from prefect import flow
 
-from tasks.case import enter_stage, publish_timeline
+from tasks.case import check_case, enter_stage, publish_timeline
 from tasks.conferences import hold_conference
 from tasks.gates import close_with_approval, consent_gate
 from tasks.handoffs import Need, ask, follow_up, hand_off
@@ -41,6 +41,7 @@ PURPOSE = "hoarding-remediation"
 @flow(name="hoarding", flow_run_name="{case_ref} hoarding 저장강박 주거환경개선", persist_result=True)
 def hoarding(case_ref: str) -> str:
     """Run one hoarding case from detection to closure; returns its outcome."""
+    check_case(case_ref, "hoarding")
     enter_stage(case_ref, "intake")
     publish_timeline(case_ref, "intake")
 

@@ -23,7 +23,7 @@ import datetime as dt
 from prefect import flow
 
 from registry.jobs import EMPLOYMENT_SUPPORT, SELF_SUFFICIENCY, SENIOR_TRACKS
-from tasks.case import enter_stage
+from tasks.case import check_case, enter_stage
 from tasks.gates import CONSENT_REFUSED, close_with_approval, intake_with_consent
 from tasks.handoffs import Need, ask, await_outcome, follow_up, hand_off
 from tasks.jobs import UNKNOWN, assess_track, senior_recruitment
@@ -57,6 +57,7 @@ CHECK_MONTHS = 3
 @flow(name="job-placement", flow_run_name="{case_ref} job-placement 일자리 연계", persist_result=True)
 def job_placement(case_ref: str) -> str:
     """Run one job placement from consent to closure; returns the case's outcome."""
+    check_case(case_ref, "job-placement")
     if not intake_with_consent(case_ref, CONSENTED_AGENCY_TYPES, PURPOSE):
         return close_with_approval(case_ref, CONSENT_REFUSED)
 

@@ -19,7 +19,7 @@ import datetime as dt
 from prefect import flow
 
 from flows.mental_health.aftercare import aftercare, finish
-from tasks.case import enter_stage, publish_timeline
+from tasks.case import check_case, enter_stage, publish_timeline
 from tasks.handoffs import Need, await_outcome
 from tasks.legal_clocks import due_without_delay, extend_admission, start_administrative_clock
 from tasks.referrals import Notice, record_legal_basis
@@ -39,6 +39,7 @@ REVIEW_BOARD_BASIS = "정신건강복지법 §62②"
 )
 def administrative_admission(case_ref: str) -> str:
     """Run one administrative admission from the application to closure; returns its outcome."""
+    check_case(case_ref, "administrative-admission")
     enter_stage(case_ref, "intake")
     record_legal_basis(case_ref, INVOLVED_AGENCY_TYPES, ADMINISTRATIVE_BASIS)
     publish_timeline(case_ref, "intake")

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from prefect import flow
 
+from tasks.case import check_case
 from tasks.gates import CONSENT_REFUSED, MONITORING_VISIT, close_with_approval, intake_with_consent
 from tasks.handoffs import Need, await_outcome, follow_up, hand_off
 
@@ -39,6 +40,7 @@ CASE_OUTCOMES = {
 @flow(name="mh-counselling", flow_run_name="{case_ref} mh-counselling 정신건강 상담 연계", persist_result=True)
 def mh_counselling(case_ref: str) -> str:
     """Run one counselling linkage from consent to closure; returns the case's outcome."""
+    check_case(case_ref, "mh-counselling")
     if not intake_with_consent(case_ref, CONSENTED_AGENCY_TYPES, PURPOSE):
         return close_with_approval(case_ref, CONSENT_REFUSED)
 

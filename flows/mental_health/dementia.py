@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from prefect import flow
 
+from tasks.case import check_case
 from tasks.gates import CONSENT_REFUSED, close_with_approval, intake_with_consent
 from tasks.handoffs import Need, await_outcome, follow_up, hand_off
 
@@ -33,6 +34,7 @@ FOLLOW_UP_MONTHS = {COGNITIVE_DECLINE: (3,), DEMENTIA_SUSPECTED: (1, 3)}
 @flow(name="dementia-screening", flow_run_name="{case_ref} dementia-screening 치매 조기검진 연계", persist_result=True)
 def dementia_screening(case_ref: str) -> str:
     """Run one screening linkage from consent to closure; returns the case's outcome."""
+    check_case(case_ref, "dementia-screening")
     if not intake_with_consent(case_ref, CONSENTED_AGENCY_TYPES, PURPOSE):
         return close_with_approval(case_ref, CONSENT_REFUSED)
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 from prefect import flow
 
 from flows.mental_health.aftercare import aftercare, finish
-from tasks.case import enter_stage, publish_timeline
+from tasks.case import check_case, enter_stage, publish_timeline
 from tasks.handoffs import Need, ask, await_outcome
 from tasks.legal_clocks import start_emergency_clock
 from tasks.referrals import Notice, record_legal_basis
@@ -39,6 +39,7 @@ HOLD_OUTCOMES = (*CONVERSIONS, "discharged")
 @flow(name="emergency-admission", flow_run_name="{case_ref} emergency-admission 응급입원", persist_result=True)
 def emergency_admission(case_ref: str) -> str:
     """Run one emergency admission from the finder's request to closure; returns its outcome."""
+    check_case(case_ref, "emergency-admission")
     enter_stage(case_ref, "intake")
     record_legal_basis(case_ref, INVOLVED_AGENCY_TYPES, EMERGENCY_BASIS)
     publish_timeline(case_ref, "intake")

@@ -21,7 +21,7 @@ import datetime as dt
 
 from prefect import flow
 
-from tasks.case import enter_stage, publish_timeline
+from tasks.case import check_case, enter_stage, publish_timeline
 from tasks.gates import close_with_approval
 from tasks.handoffs import Need, Outcome, await_outcome, follow_up, hand_off
 from tasks.launching import launch_follow_on
@@ -83,6 +83,7 @@ ADDRESS_VERIFICATIONS = 2
 @flow(name="outreach", flow_run_name="{case_ref} outreach 안부확인", persist_result=True)
 def outreach(case_ref: str) -> str:
     """Run one safety check and whatever it leads to, until the case closes; returns its outcome."""
+    check_case(case_ref, "outreach")
     enter_stage(case_ref, "intake")
     record_legal_basis(case_ref, INVOLVED_AGENCY_TYPES, DISCLOSURE_BASIS)
     publish_timeline(case_ref, "intake")

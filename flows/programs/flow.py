@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from prefect import flow
 
-from tasks.case import enter_stage, publish_timeline
+from tasks.case import check_case, enter_stage, publish_timeline
 from tasks.gates import close_with_approval
 from tasks.handoffs import Need, ask, hand_off
 from tasks.programs import (
@@ -41,6 +41,7 @@ def program(case_ref: str, sessions: int | None = None, seats: int | None = None
     ``sessions`` at the kind's cadence and ``seats`` residents invited (living alone first, then
     the oldest); None takes the kind's usual numbers.
     """
+    check_case(case_ref, "program")
     enter_stage(case_ref, "intake")
     publish_timeline(case_ref, "intake")
     kind = program_kind(case_ref)

@@ -1,0 +1,380 @@
+"""Acting only in one's own name, bad input that never kills a case, and one of each (issue 10, 6–8).
+
+An answer link resumes only the wait of its own referral; a decision names who took it; naming
+the next agency is the coordinator's. Control characters, overlong text and bytes that are not
+UTF-8 are refused at every door with a message naming the field, and the case keeps waiting. The
+deadline's timeout and an agency's answer race for one wait: exactly one wins. A flow started on a
+case that is not its own sends nothing.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from typing import Any
+
+import httpx
+import pytest
+from prefect import Flow
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.objects import State
+from prefect.flow_engine import run_flow
+from sqlalchemy import func, select
+from typer.testing import CliRunner
+
+from flows.hoarding.flow import hoarding
+from flows.mental_health.emergency import emergency_admission
+from registry import calendar, cases, links
+from registry.db import Database
+from registry.escalation import TIMED_OUT, Escalation
+from registry.models import Agency, Approval, AuditEntry, Case, OutboxMessage, Referral
+from registry.text import REASON_MAX
+from tasks.escalation import escalate
+from tasks.referrals import record_answer
+from tests.conftest import every_backend
+from tests.driving import deploy_hoarding, read_run, run_once
+from tests.test_answer_links import answer_server  # noqa: F401 - the fixture
+from yeongye import steering
+from yeongye.cli import app
+from yeongye.mailcapture import MailCapture, read_captured
+from yeongye.settings import get_settings
+
+runner = CliRunner()
+
+
+def _link(base: str, case_ref: str, referral_id: int, purpose: str = "done") -> str:
+    """A genuine link to the answer page, as the referral email carries it."""
+    secret = links.load_secret(get_settings().link_secret_file)
+    expires = dt.datetime.now(dt.UTC) + dt.timedelta(days=1)
+    return f"{base}/answer/{links.sign(links.Claim(case_ref, referral_id, purpose, expires), secret)}"
+
+
+def _snapshot(db: Database, case_ref: str) -> tuple[Any, ...]:
+    """Everything an answer could change: referrals, decisions, the audit trail, the outbox, the wait."""
+    with db.transaction() as session:
+        referrals = sorted((r.step, r.agency_id, r.status, r.reason) for r in session.scalars(select(Referral)))
+        approvals = sorted((a.key, a.status, a.decided_by) for a in session.scalars(select(Approval)))
+        audits = session.scalar(select(func.count(AuditEntry.id)))
+        emails = session.scalar(select(func.count(OutboxMessage.id)))
+        flow_run_id = cases.find_case(session, case_ref).flow_run_id
+    state = read_run(str(flow_run_id)).state
+    assert state is not None
+    return referrals, approvals, audits, emails, state.type, state.state_details.pause_key
+
+
+def _referral(db: Database, case_ref: str, step: str, agency_id: str) -> Referral:
+    with db.transaction() as session:
+        referral = cases.find_referral(session, cases.find_case(session, case_ref), step, agency_id)
+        assert referral is not None
+        return referral
+
+
+def _open_stray_referral(db: Database, case_ref: str, step: str, agency_id: str) -> int:
+    """An open referral of another step than the one the case waits on (its link is genuine)."""
+    with db.transaction() as session:
+        case = cases.find_case(session, case_ref)
+        agency = session.get(Agency, agency_id)
+        assert agency is not None
+        due = calendar.today(calendar.SystemClock()) + dt.timedelta(days=7)
+        return cases.open_referral(session, case, step=step, agency=agency, service="cleaning", due_date=due).id
+
+
+def _invalid_inputs(db: Database) -> list[str]:
+    with db.transaction() as session:
+        return [
+            d["wait"] for d in session.scalars(select(AuditEntry.detail).where(AuditEntry.action == "invalid-input"))
+        ]
+
+
+def _pause_key(flow_run_id: str, flow: Flow[..., Any] = hoarding) -> str | None:
+    state = run_once(flow_run_id, flow).state
+    assert state is not None and state.is_paused(), state
+    return state.state_details.pause_key
+
+
+def test_a_link_answers_only_its_own_referral(
+    prefect_server: None,
+    registry: Database,
+    mail: MailCapture,
+    answer_server: str,  # noqa: F811 - the imported fixture
+) -> None:
+    deploy_hoarding()
+    launched = steering.launch(registry, intervention="hoarding", complex_code="F", resident_ref="R-F-002")
+    ref = launched.case_ref
+    assert _pause_key(launched.flow_run_id) == "answer-assessment-1"
+    cc1 = _referral(registry, ref, "assessment", "gaon-cc-1")
+
+    # A link of another step (cleaning) while the case waits on the assessment: refused, nothing changes.
+    stray = _open_stray_referral(registry, ref, "cleaning", "gaon-cleancoop-1")
+    before = _snapshot(registry, ref)
+    refused = httpx.post(_link(answer_server, ref, stray), data={"reason": "완료"}, timeout=60)
+    assert refused.status_code == 409 and "답변을 기록하지 못했습니다" in refused.text
+    assert "cleaning" in refused.text
+    assert _snapshot(registry, ref) == before
+
+    # The 관리사무소 declines and none other is left: the coordinator is asked to name one.
+    declined = runner.invoke(
+        app, ["respond", ref, "--agency", "gaon-mgmt-1", "--status", "rejected", "--reason", "인력 없음"]
+    )
+    assert declined.exit_code == 0, declined.output
+    reroute_key = "reroute-assessment-management-office-1"
+    assert _pause_key(launched.flow_run_id) == reroute_key
+
+    # The 행정복지센터's "done" link cannot be taken for the coordinator's choice of an agency.
+    before = _snapshot(registry, ref)
+    link = _link(answer_server, ref, cc1.id)
+    refused = httpx.post(link, data={"reason": "방문 완료"}, timeout=60)
+    assert refused.status_code == 409 and reroute_key in refused.text
+    assert _snapshot(registry, ref) == before
+    # Neither can an agency's answer at the command line.
+    agency_cli = runner.invoke(app, ["respond", ref, "--agency", "gaon-cc-1", "--status", "completed"])
+    assert agency_cli.exit_code == 2 and "yeongye reroute" in agency_cli.output, agency_cli.output
+    assert _snapshot(registry, ref) == before
+
+    # The coordinator's own command names the agency or skips, and the decision is recorded as theirs.
+    both = runner.invoke(app, ["reroute", ref, "--agency", "gaon-mgmt-1", "--skip"])
+    assert both.exit_code == 2 and "--skip" in both.output
+    unknown = runner.invoke(app, ["reroute", ref, "--agency", "nobody"])
+    assert unknown.exit_code == 2 and "--agency" in unknown.output
+    skipped = runner.invoke(app, ["reroute", ref, "--skip", "--reason", "다른 기관 없음"])
+    assert skipped.exit_code == 0, skipped.output
+    assert _pause_key(launched.flow_run_id) == "answer-assessment-2"
+    with registry.transaction() as session:
+        approval = session.scalar(select(Approval).where(Approval.key == reroute_key))
+        assert approval is not None and (approval.status, approval.decided_by) == ("rejected", "coord-f")
+
+    # An answer that names another referral than the one of its step and agency is invalid: asked again.
+    wait = steering.current_wait(registry, ref)
+    steering._resume(wait, {"agency_id": "gaon-cc-1", "status": "completed", "reason": "", "referral_id": stray})
+    assert _pause_key(launched.flow_run_id) == "answer-assessment-3"
+    assert _invalid_inputs(registry) == ["answer-assessment-2"]
+    assert _referral(registry, ref, "assessment", "gaon-cc-1").status == "requested"
+
+    # Now the link is the one the case waits for; the answer is recorded in the agency's name.
+    answered = httpx.post(link, data={"reason": "방문 완료"}, timeout=60)
+    assert answered.status_code == 200, answered.text
+    run_once(launched.flow_run_id)
+    with registry.transaction() as session:
+        assert session.get(Referral, cc1.id).status == "completed"  # type: ignore[union-attr]
+        actors = session.execute(
+            select(AuditEntry.actor, AuditEntry.detail).where(AuditEntry.action == "referral-answered")
+        ).all()
+    assert {(actor, detail["agency"], detail["status"]) for actor, detail in actors} == {
+        ("gaon-mgmt-1", "gaon-mgmt-1", "rejected"),
+        ("gaon-cc-1", "gaon-cc-1", "completed"),
+    }
+
+
+@every_backend
+def test_a_decision_names_who_took_it_and_no_link_answers_it(
+    prefect_server: None,
+    registry: Database,
+    mail: MailCapture,
+    answer_server: str,  # noqa: F811 - the imported fixture
+) -> None:
+    emergency_admission.to_deployment(name=emergency_admission.name).apply()  # type: ignore[union-attr]
+    launched = steering.launch(registry, intervention="emergency-admission", complex_code="B", resident_ref="R-B-001")
+    ref, run = launched.case_ref, launched.flow_run_id
+    assert _pause_key(run, emergency_admission) == "decision-doctor-consent-1"
+
+    # A genuine link of another referral of the case, while the case waits for a decision: refused.
+    stray = _open_stray_referral(registry, ref, "cleaning", "gaon-cleancoop-1")
+    before = _snapshot(registry, ref)
+    refused = httpx.post(_link(answer_server, ref, stray), timeout=60)
+    assert refused.status_code == 409 and "decision-doctor-consent-1" in refused.text
+    # Without a name, a decision is refused at the command line and in steering; nothing changes.
+    unnamed = runner.invoke(app, ["approve", ref])
+    assert unnamed.exit_code == 2 and "--by" in unnamed.output, unnamed.output
+    with pytest.raises(steering.SteeringError, match="--by"):
+        steering.approve(registry, ref, approved=True, by=" ")
+    # Nor is a name or a reason that is not fit to store.
+    for args, option in [
+        (["--by", "coord\x00b"], "--by"),
+        (["--by", "c" * 65], "--by"),
+        (["--by", "coord-b", "--reject", "--reason", "사유\x07"], "--reason"),
+        (["--by", "coord-b", "--reject", "--reason", "가" * 10_000], "--reason"),
+    ]:
+        result = runner.invoke(app, ["approve", ref, *args])
+        assert result.exit_code == 2 and f"{option}: " in result.output, result.output
+    assert _snapshot(registry, ref) == before
+
+    # The Prefect form sent without a name: the flow does not take it for the approver's, it asks again.
+    wait = steering.current_wait(registry, ref)
+    steering._resume(wait, {"approved": True, "reason": "", "decided_by": ""})
+    assert _pause_key(run, emergency_admission) == "decision-doctor-consent-2"
+    assert _invalid_inputs(registry) == ["decision-doctor-consent-1"]
+    with registry.transaction() as session:
+        approval = session.scalar(select(Approval).where(Approval.key == "decision-doctor-consent"))
+        assert approval is not None and approval.status == "requested" and approval.decided_by is None
+
+    named = runner.invoke(app, ["approve", ref, "--by", "coord-b"])
+    assert named.exit_code == 0, named.output
+    assert _pause_key(run, emergency_admission) == "answer-police-consent-1"
+    with registry.transaction() as session:
+        approval = session.scalar(select(Approval).where(Approval.key == "decision-doctor-consent"))
+        assert approval is not None and (approval.status, approval.decided_by) == ("approved", "coord-b")
+
+
+@every_backend
+def test_bad_input_is_refused_at_every_door_and_the_case_keeps_waiting(
+    prefect_server: None,
+    registry: Database,
+    mail: MailCapture,
+    answer_server: str,  # noqa: F811 - the imported fixture
+) -> None:
+    deploy_hoarding()
+    launched = steering.launch(registry, intervention="hoarding", complex_code="E", resident_ref="R-E-001")
+    ref, run = launched.case_ref, launched.flow_run_id
+    assert _pause_key(run) == "answer-assessment-1"
+    cc1 = _referral(registry, ref, "assessment", "gaon-cc-1")
+    link = _link(answer_server, ref, cc1.id, "decline")
+    before = _snapshot(registry, ref)
+    too_long = "가" * 10_000
+
+    # The answer page: NUL, a reason of 10,000 characters, bytes that are not UTF-8, an oversized form.
+    posts: list[tuple[dict[str, str] | bytes, int, str]] = [
+        ({"reason": "방문\x00불가"}, 400, "사유 (reason): 제어 문자는 쓸 수 없습니다"),
+        ({"reason": "a" * 10_000}, 400, f"사유 (reason): {REASON_MAX}자 이내여야 합니다"),
+        ({"reason": too_long}, 413, "입력이 너무 깁니다"),  # 90 kB once the browser has encoded it
+        (b"reason=\xff\xfe", 400, "UTF-8 텍스트가 아닙니다"),
+        (b"reason=%FF%FE", 400, "UTF-8 텍스트가 아닙니다"),
+    ]
+    for body, status, says in posts:
+        if isinstance(body, bytes):
+            posted = httpx.post(link, content=body, timeout=60)
+        else:
+            posted = httpx.post(link, data=body, timeout=60)
+        assert posted.status_code == status and says in posted.text, (status, posted.text[:300])
+
+    # The command line names the option (or the case argument); nothing is resumed.
+    respond = ["respond", ref, "--agency", "gaon-cc-1", "--status", "rejected", "--reason"]
+    for args, says in [
+        ([*respond, "인력 없음\x00"], "--reason: 제어 문자는 쓸 수 없습니다"),
+        ([*respond, too_long], f"--reason: {REASON_MAX}자 이내여야 합니다"),
+        (["respond", "C-2026\x00", "--agency", "gaon-cc-1", "--status", "completed"], "case: 제어 문자"),
+        (["jobs", "facts", "C-\x00", "--basic-pension"], "case: 제어 문자"),
+    ]:
+        result = runner.invoke(app, args)
+        assert result.exit_code == 2 and says in result.output, result.output
+
+    # The same form sent straight to Prefect is refused on the server by the form's schema.
+    wait = steering.current_wait(registry, ref)
+    for reason in ("방문\x00불가", too_long):
+        with pytest.raises(steering.SteeringError, match="재개할 수 없습니다"):
+            steering._resume(wait, {"agency_id": "gaon-cc-1", "status": "rejected", "reason": reason})
+    assert _snapshot(registry, ref) == before
+    assert _pause_key(run) == "answer-assessment-1"
+
+    # A value the database refuses while an answer is recorded is invalid input: audited, asked again.
+    recorded = record_answer.fn(  # type: ignore[attr-defined]
+        ref, "assessment", "gaon-cc-1", "rejected", "방문\x00불가", "answer-assessment-1"
+    )
+    if registry.url.startswith("postgresql"):
+        assert recorded == "invalid" and _invalid_inputs(registry) == ["answer-assessment-1"]
+        assert _referral(registry, ref, "assessment", "gaon-cc-1").status == "requested"
+    else:  # SQLite keeps the byte; only PostgreSQL refuses it
+        assert recorded == "rejected"
+
+
+def test_a_form_the_flow_cannot_load_is_asked_again(
+    prefect_server: None, registry: Database, mail: MailCapture
+) -> None:
+    """Prefect's server checks the schema's pattern with Python's ``re``, whose ``$`` lets one
+    trailing newline through; the flow's own model refuses it, audits it and asks again."""
+    emergency_admission.to_deployment(name=emergency_admission.name).apply()  # type: ignore[union-attr]
+    launched = steering.launch(registry, intervention="emergency-admission", complex_code="B", resident_ref="R-B-002")
+    assert _pause_key(launched.flow_run_id, emergency_admission) == "decision-doctor-consent-1"
+    wait = steering.current_wait(registry, launched.case_ref)
+    steering._resume(wait, {"approved": True, "reason": "", "decided_by": "coord-b\n"})
+    assert _pause_key(launched.flow_run_id, emergency_admission) == "decision-doctor-consent-2"
+    with registry.transaction() as session:
+        refused = session.scalar(select(AuditEntry.detail).where(AuditEntry.action == "invalid-input"))
+    assert refused is not None and refused["wait"] == "decision-doctor-consent-1"
+    assert "decided_by" in refused["error"] and "coord-b" not in refused["error"]
+
+
+def test_answer_and_final_timeout_on_one_wait_exactly_one_wins(
+    prefect_server: None,
+    registry: Database,
+    mail: MailCapture,
+    answer_server: str,  # noqa: F811 - the imported fixture
+) -> None:
+    deploy_hoarding()
+    launched = steering.launch(registry, intervention="hoarding", complex_code="C", resident_ref="R-C-002")
+    ref, run = launched.case_ref, launched.flow_run_id
+    assert _pause_key(run) == "answer-assessment-1"
+    cc1 = _referral(registry, ref, "assessment", "gaon-cc-1")
+    mgmt1 = _referral(registry, ref, "assessment", "gaon-mgmt-1")
+
+    # The agency answers first; the sweep, working from its earlier list, comes right after: it defers.
+    answered = httpx.post(_link(answer_server, ref, cc1.id), data={"reason": "방문 완료"}, timeout=60)
+    assert answered.status_code == 200 and "답변이 전달되었습니다" in answered.text
+    assert escalate.fn(Escalation("referral", cc1.id, ref, TIMED_OUT)) == "deferred"  # type: ignore[attr-defined]
+    assert _pause_key(run) == "answer-assessment-2"
+    # Even with the case waiting again, that wait is not for this referral: still nothing.
+    assert escalate.fn(Escalation("referral", cc1.id, ref, TIMED_OUT)) == "deferred"  # type: ignore[attr-defined]
+
+    # The timeout comes first; the agency answers right after: its request was withdrawn, and it is told so.
+    assert escalate.fn(Escalation("referral", mgmt1.id, ref, TIMED_OUT)) == "timed-out"  # type: ignore[attr-defined]
+    late = httpx.post(_link(answer_server, ref, mgmt1.id), data={"reason": "점검 완료"}, timeout=60)
+    assert late.status_code == 409 and "철회" in late.text
+    assert _pause_key(run) == "reroute-assessment-management-office-1"
+
+    with registry.transaction() as session:
+        statuses = {
+            r.agency_id: r.status for r in session.scalars(select(Referral).where(Referral.step == "assessment"))
+        }
+        answers = session.execute(
+            select(AuditEntry.actor, AuditEntry.detail).where(AuditEntry.action == "referral-answered")
+        ).all()
+    assert statuses == {"gaon-cc-1": "completed", "gaon-mgmt-1": "failed"}
+    assert sorted((actor, detail["status"]) for actor, detail in answers) == [
+        ("deadline-sweep", "failed"),
+        ("gaon-cc-1", "completed"),
+    ]
+    withdrawn = [
+        m.headers["X-Yeongye-Key"] for m in read_captured(mail.mail_dir) if "timed-out" in m.headers["X-Yeongye-Key"]
+    ]
+    assert withdrawn == [f"{ref}:assessment-gaon-mgmt-1-timed-out:gaon-mgmt-1"]
+
+
+def test_a_flow_runs_only_on_its_own_case(prefect_server: None, registry: Database, mail: MailCapture) -> None:
+    """The Prefect UI's Run form of the hoarding deployment, given another intervention's open case,
+    or a hoarding case that has its own run: the run fails at once and nothing is sent or changed."""
+    deployment_id = deploy_hoarding()
+    with registry.transaction() as session:
+        counselling = cases.open_case(
+            session,
+            intervention="mh-counselling",
+            complex_code="A",
+            resident_ref="R-A-001",
+            opened_at=calendar.SystemClock().now(),
+        ).ref
+    launched = steering.launch(registry, intervention="hoarding", complex_code="A", resident_ref="R-A-002")
+    assert _pause_key(launched.flow_run_id) == "answer-assessment-1"
+    sent = len(read_captured(mail.mail_dir))
+
+    for case_ref, code in [
+        (counselling, "wrong-intervention"),
+        (launched.case_ref, "another-run"),
+        ("C-2026-9999", "unknown-case"),
+    ]:
+        before = _case_row(registry, case_ref)
+        with get_client(sync_client=True) as client:
+            flow_run = client.create_flow_run_from_deployment(deployment_id, parameters={"case_ref": case_ref})
+        state = run_flow(hoarding, flow_run=flow_run, parameters=flow_run.parameters, return_type="state")
+        assert isinstance(state, State)
+        assert state.is_failed() and code in (state.message or ""), state
+        assert re.search(r"R-A-00\d", state.message or "") is None
+        assert _case_row(registry, case_ref) == before
+    assert len(read_captured(mail.mail_dir)) == sent
+    assert read_run(launched.flow_run_id).state.state_details.pause_key == "answer-assessment-1"  # type: ignore[union-attr]
+
+
+def _case_row(db: Database, case_ref: str) -> tuple[Any, ...] | None:
+    with db.transaction() as session:
+        case = session.scalar(select(Case).where(Case.ref == case_ref))
+        audits = session.scalar(select(func.count(AuditEntry.id)))
+        if case is None:
+            return None, audits
+        return case.status, case.stage, case.flow_run_id, audits
