@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import json
 import socket
 from collections.abc import Iterator
 from pathlib import Path
@@ -12,6 +13,7 @@ from pathlib import Path
 import pytest
 from aiosmtpd.smtp import SMTP, Envelope, Session
 from sqlalchemy import select
+from typer.testing import CliRunner
 
 from registry import cases, outbox
 from registry.calendar import FixedClock, SystemClock
@@ -20,6 +22,7 @@ from registry.models import Agency, OutboxMessage
 from tasks import mailer
 from tasks.mailer import Sender
 from tests.conftest import every_backend
+from yeongye.cli import app
 from yeongye.mailcapture import MailCapture, _LoopbackController, _StoreHandler, read_captured
 from yeongye.settings import get_settings
 
@@ -157,6 +160,29 @@ def test_a_permanent_refusal_is_failed_listed_and_retried_to_the_corrected_addre
     assert sender.deliver_due() == {"sent": 1}
     (captured,) = read_captured(mail_dir)
     assert captured.to == ["cc1-new@example.org"]
+
+
+def test_the_outbox_commands_list_refused_mail_and_queue_it_again(registry: Database) -> None:
+    message_id = _enqueue(registry)
+    with registry.transaction() as session:
+        assert outbox.claim(session, message_id, SystemClock().now())
+        outbox.fail(session, message_id, "SMTPRecipientsRefused: 550 5.1.1 mailbox unavailable")
+    runner = CliRunner()
+    listed = runner.invoke(app, ["outbox", "--json"])
+    assert listed.exit_code == 0, listed.output
+    (row,) = json.loads(listed.output)
+    assert (row["id"], row["status"], row["agency"]) == (message_id, "failed", "gaon-cc-1") and "550" in row[
+        "last_error"
+    ]
+    assert "yeongye outbox retry" in runner.invoke(app, ["overdue"]).output
+    shown = runner.invoke(app, ["case", row["case"]])
+    assert "실패 (failed)" in shown.output and f"outbox retry {message_id}" in shown.output
+
+    assert runner.invoke(app, ["outbox", "retry", str(message_id)]).exit_code == 0
+    assert json.loads(runner.invoke(app, ["outbox", "--json"]).output)[0]["status"] == "pending"
+    again = runner.invoke(app, ["outbox", "retry", str(message_id)])
+    assert again.exit_code == 2 and "실패 상태가 아닙니다" in again.output  # only failed mail is retried
+    assert runner.invoke(app, ["outbox", "--status", "lost"]).exit_code == 2
 
 
 def test_a_lost_reply_after_data_gives_at_most_one_duplicate_with_the_same_message_id(

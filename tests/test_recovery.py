@@ -16,6 +16,7 @@ from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterId
 from prefect.states import Crashed
 from sqlalchemy import func, select
+from typer.testing import CliRunner
 
 from registry import cases
 from registry.calendar import FixedClock, SystemClock
@@ -23,6 +24,7 @@ from registry.db import Database
 from registry.models import Case, OutboxMessage
 from tests.driving import deploy_hoarding, read_case, read_run, run_once
 from yeongye import recovery, steering
+from yeongye.cli import app
 from yeongye.mailcapture import MailCapture, read_captured
 
 
@@ -65,9 +67,9 @@ def test_a_launch_crashing_at_each_point_leaves_every_case_with_exactly_one_run(
             idempotency_key=f"{timed_out}@{opened_at:%Y%m%dT%H%M%S.%f}",  # as steering.start_run keys it
         )
 
-    # A launch still under way is left alone; a minute later the case counts as stuck.
-    assert recovery.examine(registry, repair=False) == []
+    assert CliRunner().invoke(app, ["doctor"]).exit_code == 0  # a launch still under way is left alone ...
     later = FixedClock(SystemClock().now() + recovery.LAUNCH_GRACE + dt.timedelta(seconds=1))
+    # ... a minute later the case counts as stuck.
     findings = {f.case_ref: (f.problem, f.action) for f in recovery.examine(registry, repair=False, clock=later)}
     assert findings == {committed: ("no-run", "repairable"), timed_out: ("no-run", "repairable")}
     repaired = recovery.examine(registry, repair=True, clock=later)
@@ -122,6 +124,8 @@ def test_a_crashed_run_is_run_again_and_sends_nothing_twice_a_deleted_one_is_lef
 
     assert run_once(crashed.flow_run_id).state.is_paused()  # type: ignore[union-attr]
     assert [f.case_ref for f in recovery.examine(registry, repair=False)] == [deleted.case_ref]
+    doctor = CliRunner().invoke(app, ["doctor", "--repair"])
+    assert doctor.exit_code == 1 and deleted.case_ref in doctor.output and "사람의 판단 필요" in doctor.output
     # The crashed run replayed its steps, took the answer given before the crash, and sent nothing twice.
     assert len(read_captured(mail.mail_dir)) == sent_before
     assert steering.current_wait(registry, crashed.case_ref).agencies == wait.agencies[1:]
