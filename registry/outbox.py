@@ -13,9 +13,9 @@ from __future__ import annotations
 import datetime as dt
 import re
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import ColumnElement, select, update
+from sqlalchemy import ColumnElement, CursorResult, select, update
 from sqlalchemy.orm import Session
 
 from registry.models import Agency, Case, OutboxMessage, Staff
@@ -82,10 +82,13 @@ def claim(session: Session, message_id: int, now: dt.datetime) -> bool:
     A claim older than ``STALE_CLAIM`` belongs to a sender that died between claiming and
     recording the result (kill -9, a lost connection): it may be taken again.
     """
-    result = session.execute(
-        update(OutboxMessage)
-        .where(OutboxMessage.id == message_id, _takeable(now))
-        .values(status="sending", claimed_at=now, attempts=OutboxMessage.attempts + 1)
+    result = cast(
+        CursorResult[Any],
+        session.execute(
+            update(OutboxMessage)
+            .where(OutboxMessage.id == message_id, _takeable(now))
+            .values(status="sending", claimed_at=now, attempts=OutboxMessage.attempts + 1)
+        ),
     )
     return result.rowcount == 1
 

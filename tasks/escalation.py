@@ -61,7 +61,11 @@ def escalate(escalation: Escalation) -> str:
     for outbox_id in outbox_ids:
         mailer.deliver(outbox_id)
     with runtime.transaction() as session:
-        row = session.get(Referral if escalation.target == "referral" else Approval, escalation.id)
+        row: Referral | Approval | None = (
+            session.get(Referral, escalation.id)
+            if escalation.target == "referral"
+            else session.get(Approval, escalation.id)
+        )
         assert row is not None
         row.escalation_level = max(row.escalation_level, escalation.level)
         cases.audit(

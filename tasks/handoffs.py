@@ -12,8 +12,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TypeVar
 
-from prefect.input import RunInput
-
 from tasks import waits
 from tasks.approvals import (
     kind_label,
@@ -112,7 +110,7 @@ def _await_answers(case_ref: str, step: str, waiting: dict[str, Handoff], due_mo
             publish_timeline(case_ref, f"{step}-{turn}")
 
 
-def _recorded(case_ref: str, step: str, answer: RunInput, key: str) -> tuple[str, str] | waits.Again:
+def _recorded(case_ref: str, step: str, answer: waits.AgencyAnswer, key: str) -> tuple[str, str] | waits.Again:
     """Record an agency's answer: (agency, the referral's status afterwards), or ask again if it was invalid."""
     outcome = getattr(answer, "outcome", "")  # only a step whose result the flow branches on asks for one
     status = record_answer(
@@ -162,7 +160,7 @@ def await_outcome(
     publish_timeline(case_ref, step)
     agency_id = handoff.agency_id
 
-    def reported(answer: RunInput, key: str) -> Outcome | waits.Again:
+    def reported(answer: waits.AgencyAnswer, key: str) -> Outcome | waits.Again:
         """What the agency reported, once it is final; accepted (still working) or invalid asks again."""
         recorded = _recorded(case_ref, step, answer, key)
         if isinstance(recorded, waits.Again) or recorded[1] not in ("completed", "rejected", "failed"):

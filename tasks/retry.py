@@ -8,10 +8,10 @@ from __future__ import annotations
 import smtplib
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, ParamSpec, TypeVar
 
 import aiosmtplib
-from prefect import Task, task
+from prefect import Task
 from prefect.cache_policies import RUN_ID, CachePolicy, Inputs
 from prefect.context import TaskRunContext
 from prefect.tasks import exponential_backoff
@@ -57,10 +57,13 @@ class TaskName(CachePolicy):
         return task_ctx.task.name if task_ctx else None
 
 
-F = TypeVar("F", bound=Callable[..., Any])
+P = ParamSpec("P")
+R = TypeVar("R")
 
 
-def handoff_task(*, name: str, task_run_name: str, added_inputs: tuple[str, ...] = ()) -> Callable[[F], F]:
+def handoff_task(
+    *, name: str, task_run_name: str, added_inputs: tuple[str, ...] = ()
+) -> Callable[[Callable[P, R]], Task[P, R]]:
     """A task whose result is persisted and replayed on resume.
 
     The cache key is the task's name, its inputs and the flow run id, without the task's source,
@@ -71,9 +74,9 @@ def handoff_task(*, name: str, task_run_name: str, added_inputs: tuple[str, ...]
     those cases still find the results of their calls; another input must tell calls apart.
     """
 
-    def decorate(fn: F) -> F:
-        return task(  # type: ignore[return-value]
-            fn,
+    def decorate(fn: Callable[P, R]) -> Task[P, R]:
+        return Task(
+            fn=fn,
             name=name,
             task_run_name=task_run_name,
             persist_result=True,

@@ -16,7 +16,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from enum import Enum
-from typing import Literal, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from prefect.flow_runs import suspend_flow_run
 from prefect.input import RunInput
@@ -126,7 +126,21 @@ class ConferenceMinutes(RunInput):
     )
 
 
-def answer_form(agency_ids: list[str], outcomes: tuple[str, ...] = ()) -> type[RunInput]:
+class AgencyAnswer(RunInput):
+    """An agency's answer, as the flow reads it; ``answer_form`` makes the form for each wait.
+
+    The fields are declared for the type checker only: ``answer_form`` builds them per wait (a
+    drop-down of the agencies, an optional outcome first), so the form stays exactly that.
+    """
+
+    if TYPE_CHECKING:
+        agency_id: str
+        status: Literal["accepted", "rejected", "completed", "timed-out"]
+        reason: str
+        referral_id: int | None
+
+
+def answer_form(agency_ids: list[str], outcomes: tuple[str, ...] = ()) -> type[AgencyAnswer]:
     """The agency-answer form, with a drop-down of the agencies this step still waits for.
 
     A step whose result the flow branches on (``outcomes``, e.g. converted / discharged) also asks
@@ -134,34 +148,30 @@ def answer_form(agency_ids: list[str], outcomes: tuple[str, ...] = ()) -> type[R
     its referral, so that an answer meant for one referral is never taken for another.
     """
     agency_choice = Literal[tuple(agency_ids)]  # type: ignore[valid-type]
-    extra = {}
+    fields: dict[str, Any] = {}  # (type, field) pairs; typed loosely, as the types are made at run time
     if outcomes:
-        extra["outcome"] = (
-            Literal[("", *outcomes)],  # type: ignore[valid-type]
+        fields["outcome"] = (
+            Literal[("", *outcomes)],
             Field(default="", title="결과 (outcome)", description="completed일 때 반드시 선택: " + ", ".join(outcomes)),
         )
-    return create_model(  # type: ignore[call-overload, no-any-return]
-        "AgencyAnswer",
-        __base__=RunInput,
-        **extra,
-        agency_id=(agency_choice, Field(title="기관 (agency)", description="답변한 기관")),
-        status=(
-            Literal["accepted", "rejected", "completed", "timed-out"],
-            Field(
-                title="답변 (answer)",
-                description="accepted=수락, rejected=거절(사유 필수), completed=완료, timed-out=기한 초과(자동)",
-            ),
-        ),
-        reason=(Reason, Field(default="", title="사유·결과 (reason / outcome)")),
-        referral_id=(
-            int | None,
-            Field(
-                default=None,
-                title="연계 번호 (referral id)",
-                description="답변 링크가 보냅니다; 여기서는 비워 두세요 (sent by answer links; leave empty)",
-            ),
+    fields["agency_id"] = (agency_choice, Field(title="기관 (agency)", description="답변한 기관"))
+    fields["status"] = (
+        Literal["accepted", "rejected", "completed", "timed-out"],
+        Field(
+            title="답변 (answer)",
+            description="accepted=수락, rejected=거절(사유 필수), completed=완료, timed-out=기한 초과(자동)",
         ),
     )
+    fields["reason"] = (Reason, Field(default="", title="사유·결과 (reason / outcome)"))
+    fields["referral_id"] = (
+        int | None,
+        Field(
+            default=None,
+            title="연계 번호 (referral id)",
+            description="답변 링크가 보냅니다; 여기서는 비워 두세요 (sent by answer links; leave empty)",
+        ),
+    )
+    return create_model("AgencyAnswer", __base__=AgencyAnswer, **fields)
 
 
 Form = TypeVar("Form", bound=RunInput)

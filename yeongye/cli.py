@@ -91,8 +91,10 @@ def up(
     ),
 ) -> None:
     """로컬 스택 실행: 내장 PostgreSQL, Prefect 서버·UI, 워커, 메일 캡처 (Ctrl-C로 종료)."""
-    from yeongye.stack import StackInfo, run_stack
+    from yeongye.processes import StackError
+    from yeongye.stack import StackInfo, configure_logging, run_stack
 
+    configure_logging()
     settings = get_settings()
 
     def ready(info: StackInfo) -> None:
@@ -108,7 +110,10 @@ def up(
             )
         console.print("종료하려면 Ctrl-C (stop with Ctrl-C)")
 
-    run_stack(settings, on_ready=ready)
+    try:
+        run_stack(settings, on_ready=ready)
+    except StackError as error:
+        raise _fail(str(error)) from None
 
 
 @registry_app.command("load-sample")
@@ -644,7 +649,7 @@ def holiday(
 def mail(as_json: bool = typer.Option(False, "--json"), limit: int = typer.Option(50, "--limit")) -> None:
     """로컬 캡처 서버가 받은 메일 / messages kept by the local SMTP capture."""
     messages = read_captured(get_settings().mail_dir)[-limit:]
-    rows = [
+    rows: list[dict[str, Any]] = [
         {
             "received_at": m.received_at.isoformat(),
             "to": m.to,

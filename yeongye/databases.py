@@ -125,7 +125,8 @@ class _EmbeddedPostgres:
                 # Another handle was registered (or cleanup failed): stop it ourselves.
                 log.warning("내장 PostgreSQL 을 직접 중지합니다 (stopping embedded PostgreSQL directly)")
                 with contextlib.suppress(subprocess.SubprocessError, OSError):
-                    self._module.pg_ctl(
+                    # pg_ctl is made at import time, one function per bundled binary: no stub sees it.
+                    self._module.pg_ctl(  # type: ignore[attr-defined]
                         ["-w", "-m", "fast", "stop"], pgdata=self.pgdata, user=self.handle.system_user, timeout=30
                     )
                 if running(self.postmaster):

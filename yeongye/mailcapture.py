@@ -99,7 +99,8 @@ class _LoopbackController(Controller):
 
         async def bind() -> asyncio.AbstractServer:
             server = await create
-            self.port = server.sockets[0].getsockname()[1]
+            # aiosmtpd types the server as AbstractServer; the loop's create_server returns one with sockets.
+            self.port = server.sockets[0].getsockname()[1]  # type: ignore[attr-defined]
             return server
 
         return bind()

