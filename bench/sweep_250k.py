@@ -46,7 +46,7 @@ sys.path.insert(0, str(PROJECT_ROOT))
 
 from registry import detection  # noqa: E402
 from registry.calendar import SEOUL  # noqa: E402
-from registry.db import Database  # noqa: E402
+from registry.db import Database, normalise_url  # noqa: E402
 from registry.models import Complex, Resident, Staff  # noqa: E402
 
 SEED = 20261123
@@ -201,7 +201,7 @@ def main() -> int:
         admin = None
         if args.database_url:
             name = f"yeongye_bench_{uuid.uuid4().hex[:8]}"
-            admin = create_engine(args.database_url, isolation_level="AUTOCOMMIT")
+            admin = create_engine(normalise_url(args.database_url), isolation_level="AUTOCOMMIT")
             with admin.connect() as conn:
                 conn.execute(text(f'CREATE DATABASE "{name}"'))
             url = f"{args.database_url.rsplit('/', 1)[0]}/{name}"

@@ -24,7 +24,7 @@ from prefect.settings import (
 from prefect.testing.utilities import prefect_test_harness
 from sqlalchemy import create_engine, text
 
-from registry.db import Database
+from registry.db import Database, normalise_url
 from registry.loader import SAMPLE_PATH, load_registry
 from yeongye.mailcapture import MailCapture
 
@@ -104,7 +104,7 @@ def registry_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
         return
     assert PG_URL
     name = f"yeongye_t_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(PG_URL, isolation_level="AUTOCOMMIT")
+    admin = create_engine(normalise_url(PG_URL), isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
         conn.execute(text(f'CREATE DATABASE "{name}"'))
     base = PG_URL.rsplit("/", 1)[0]
