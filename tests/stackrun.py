@@ -91,7 +91,7 @@ def cli(data_dir: Path, prefect_port: int, smtp_port: int) -> Callable[..., str]
     return run
 
 
-def case_ref(launch_output: str) -> str:
+def case_ref_of(launch_output: str) -> str:
     found = re.search(r"C-\d{4}-\d{4}", launch_output)
     assert found, launch_output
     return found.group(0)

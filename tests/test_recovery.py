@@ -28,11 +28,14 @@ from yeongye.cli import app
 from yeongye.mailcapture import MailCapture, read_captured
 
 
-def _runs_of(deployment_id: UUID, refs: list[str]) -> int:
-    """Flow runs of these cases (the test server is shared by the tests of this process)."""
+def _runs_of(deployment_id: UUID, db: Database) -> int:
+    """Flow runs of this registry's cases (the test server is shared by the tests of this process,
+    whose registries number their cases alike), recognised by the idempotency key launch gives them."""
+    with db.transaction() as session:
+        keys = {f"{ref}@{opened:%Y%m%dT%H%M%S.%f}" for ref, opened in session.execute(select(Case.ref, Case.opened_at))}
     with get_client(sync_client=True) as client:
         runs = client.read_flow_runs(deployment_filter=DeploymentFilter(id=DeploymentFilterId(any_=[deployment_id])))
-    return sum(1 for run in runs if run.parameters.get("case_ref") in refs)
+    return sum(1 for run in runs if run.idempotency_key in keys)
 
 
 def _open_case_without_run(db: Database, complex_code: str, resident_ref: str) -> str:
@@ -78,7 +81,7 @@ def test_a_launch_crashing_at_each_point_leaves_every_case_with_exactly_one_run(
 
     assert read_case(registry, timed_out).flow_run_id == str(orphan.id)  # the orphan run, not a second one
     assert read_case(registry, committed).flow_run_id
-    assert _runs_of(deployment_id, [committed, timed_out]) == 2
+    assert _runs_of(deployment_id, registry) == 2
 
     # Launching again after all that: a new number, above every number handed out before.
     newest = steering.launch(registry, intervention="hoarding", complex_code="C", resident_ref="R-C-001")
@@ -86,7 +89,7 @@ def test_a_launch_crashing_at_each_point_leaves_every_case_with_exactly_one_run(
         refs = session.scalars(select(Case.ref).order_by(Case.id)).all()
         assert session.scalar(select(func.count()).select_from(Case).where(Case.flow_run_id.is_(None))) == 0
     assert refs == [committed, timed_out, newest.case_ref] and len(set(refs)) == 3
-    assert _runs_of(deployment_id, refs) == 3
+    assert _runs_of(deployment_id, registry) == 3
 
     # The repaired runs do the work: each case's first agency emails go out, once.
     for ref in (committed, timed_out):

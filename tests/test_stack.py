@@ -19,7 +19,7 @@ import pytest
 
 from tests.stackrun import (
     auto_runs,
-    case_ref,
+    case_ref_of,
     cli,
     free_port,
     kill_worker_and_wait_for_the_new_one,
@@ -97,7 +97,7 @@ def test_stack_up_down_and_again(stack_dir: Path) -> None:
         # Every intervention runs on the stack as the hoarding flow does: launch, email, resume.
         yeongye("registry", "load-sample")
         launched = {
-            intervention: case_ref(yeongye("launch", intervention, "--complex", "B", *options))
+            intervention: case_ref_of(yeongye("launch", intervention, "--complex", "B", *options))
             for intervention, options in (
                 ("emergency-admission", ["--resident", "R-B-001"]),
                 ("administrative-admission", ["--resident", "R-B-002"]),
@@ -135,7 +135,7 @@ def test_stack_up_down_and_again(stack_dir: Path) -> None:
 
         # A worker killed outright is replaced, and the new one runs a case launched afterwards.
         kill_worker_and_wait_for_the_new_one(api, data_dir)
-        after_kill = case_ref(yeongye("launch", "hoarding", "--complex", "D", "--resident", "R-D-002"))
+        after_kill = case_ref_of(yeongye("launch", "hoarding", "--complex", "D", "--resident", "R-D-002"))
         wait_for_mail(data_dir, lambda m: m.headers.get("X-Yeongye-Case") == after_kill)
         assert "Prefect worker restarted" in output.read_text()
     finally:
