@@ -17,6 +17,7 @@ import logging
 import threading
 from collections.abc import Callable
 
+import httpx
 from prefect.settings import PREFECT_API_URL, temporary_settings
 
 from registry.calendar import SystemClock
@@ -55,7 +56,10 @@ class Periodic:
         while not self._stop.is_set():
             try:
                 outcome = self._action()
-            except Exception:  # noqa: BLE001 - a database or API hiccup must not end the loop
+            except (httpx.TransportError, OSError) as error:
+                # The Prefect server or the database restarting: one line, not a traceback a round.
+                log.warning("%s: 연결 실패, 다음 주기에 다시 시도 (cannot connect, retrying): %r", self.name, error)
+            except Exception:  # noqa: BLE001 - any other error must not end the loop either
                 log.exception("%s 오류, 다음 주기에 다시 시도 (error, retrying next round)", self.name)
             else:
                 if outcome:
