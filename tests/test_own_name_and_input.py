@@ -92,17 +92,21 @@ def _pause_key(flow_run_id: str, flow: Flow[..., Any] = hoarding) -> str | None:
     return state.state_details.pause_key
 
 
+def _hoarding_at_assessment(registry: Database, complex_code: str, resident: str) -> tuple[str, str, Referral]:
+    """A hoarding case launched and run to its first wait: (case ref, flow run id, gaon-cc-1's referral)."""
+    deploy_hoarding()
+    launched = steering.launch(registry, intervention="hoarding", complex_code=complex_code, resident_ref=resident)
+    assert _pause_key(launched.flow_run_id) == "answer-assessment-1"
+    return launched.case_ref, launched.flow_run_id, _referral(registry, launched.case_ref, "assessment", "gaon-cc-1")
+
+
 def test_a_link_answers_only_its_own_referral(
     prefect_server: None,
     registry: Database,
     mail: MailCapture,
     answer_server: str,  # noqa: F811 - the imported fixture
 ) -> None:
-    deploy_hoarding()
-    launched = steering.launch(registry, intervention="hoarding", complex_code="F", resident_ref="R-F-002")
-    ref = launched.case_ref
-    assert _pause_key(launched.flow_run_id) == "answer-assessment-1"
-    cc1 = _referral(registry, ref, "assessment", "gaon-cc-1")
+    ref, run, cc1 = _hoarding_at_assessment(registry, "F", "R-F-002")
 
     # A link of another step (cleaning) while the case waits on the assessment: refused, nothing changes.
     stray = _open_stray_referral(registry, ref, "cleaning", "gaon-cleancoop-1")
@@ -118,7 +122,7 @@ def test_a_link_answers_only_its_own_referral(
     )
     assert declined.exit_code == 0, declined.output
     reroute_key = "reroute-assessment-management-office-1"
-    assert _pause_key(launched.flow_run_id) == reroute_key
+    assert _pause_key(run) == reroute_key
 
     # The 행정복지센터's "done" link cannot be taken for the coordinator's choice of an agency.
     before = _snapshot(registry, ref)
@@ -138,7 +142,7 @@ def test_a_link_answers_only_its_own_referral(
     assert unknown.exit_code == 2 and "--agency" in unknown.output
     skipped = runner.invoke(app, ["reroute", ref, "--skip", "--reason", "다른 기관 없음"])
     assert skipped.exit_code == 0, skipped.output
-    assert _pause_key(launched.flow_run_id) == "answer-assessment-2"
+    assert _pause_key(run) == "answer-assessment-2"
     with registry.transaction() as session:
         approval = session.scalar(select(Approval).where(Approval.key == reroute_key))
         assert approval is not None and (approval.status, approval.decided_by) == ("rejected", "coord-f")
@@ -146,14 +150,14 @@ def test_a_link_answers_only_its_own_referral(
     # An answer that names another referral than the one of its step and agency is invalid: asked again.
     wait = steering.current_wait(registry, ref)
     steering._resume(wait, {"agency_id": "gaon-cc-1", "status": "completed", "reason": "", "referral_id": stray})
-    assert _pause_key(launched.flow_run_id) == "answer-assessment-3"
+    assert _pause_key(run) == "answer-assessment-3"
     assert _invalid_inputs(registry) == ["answer-assessment-2"]
     assert _referral(registry, ref, "assessment", "gaon-cc-1").status == "requested"
 
     # Now the link is the one the case waits for; the answer is recorded in the agency's name.
     answered = httpx.post(link, data={"reason": "방문 완료"}, timeout=60)
     assert answered.status_code == 200, answered.text
-    run_once(launched.flow_run_id)
+    run_once(run)
     with registry.transaction() as session:
         assert session.get(Referral, cc1.id).status == "completed"  # type: ignore[union-attr]
         actors = session.execute(
@@ -222,11 +226,7 @@ def test_bad_input_is_refused_at_every_door_and_the_case_keeps_waiting(
     mail: MailCapture,
     answer_server: str,  # noqa: F811 - the imported fixture
 ) -> None:
-    deploy_hoarding()
-    launched = steering.launch(registry, intervention="hoarding", complex_code="E", resident_ref="R-E-001")
-    ref, run = launched.case_ref, launched.flow_run_id
-    assert _pause_key(run) == "answer-assessment-1"
-    cc1 = _referral(registry, ref, "assessment", "gaon-cc-1")
+    ref, run, cc1 = _hoarding_at_assessment(registry, "E", "R-E-001")
     link = _link(answer_server, ref, cc1.id, "decline")
     before = _snapshot(registry, ref)
     too_long = "가" * 10_000
@@ -299,11 +299,7 @@ def test_answer_and_final_timeout_on_one_wait_exactly_one_wins(
     mail: MailCapture,
     answer_server: str,  # noqa: F811 - the imported fixture
 ) -> None:
-    deploy_hoarding()
-    launched = steering.launch(registry, intervention="hoarding", complex_code="C", resident_ref="R-C-002")
-    ref, run = launched.case_ref, launched.flow_run_id
-    assert _pause_key(run) == "answer-assessment-1"
-    cc1 = _referral(registry, ref, "assessment", "gaon-cc-1")
+    ref, run, cc1 = _hoarding_at_assessment(registry, "C", "R-C-002")
     mgmt1 = _referral(registry, ref, "assessment", "gaon-mgmt-1")
 
     # The agency answers first; the sweep, working from its earlier list, comes right after: it defers.
