@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from prefect.artifacts import create_markdown_artifact
-from prefect.runtime import flow_run
+from prefect.runtime import flow_run, task_run
 from sqlalchemy import select
 
 from registry import cases
@@ -41,7 +41,17 @@ def check_case(case_ref: str, intervention: str) -> str:
     return intervention
 
 
-@handoff_task(name="enter-stage", task_run_name="{stage}")
+def _stage_run_name() -> str:
+    """``budget``, or ``budget@decision-budget-1`` when the stage is entered again for an occasion.
+
+    Names tell the task runs of one flow run apart, in the UI and in the crash-every-step test.
+    """
+    parameters = task_run.parameters
+    occasion = parameters.get("occasion")
+    return f"{parameters['stage']}@{occasion}" if occasion else str(parameters["stage"])
+
+
+@handoff_task(name="enter-stage", task_run_name=_stage_run_name)
 def enter_stage(case_ref: str, stage: str, occasion: str = "") -> str:
     """Record the case's current stage; ``occasion`` tells apart returns to the same stage."""
     with runtime.transaction() as session:

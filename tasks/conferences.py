@@ -74,10 +74,10 @@ def hold_conference(case_ref: str, step: str, invitees: list[Need]) -> Conferenc
         round_ += 1
         scheduled = _schedule(case_ref, step, round_)
         if invited is None:  # the same agencies for every version of the invitation
-            futures = [open_invitation.submit(case_ref, step, n.agency_type, n.agency_id or "") for n in invitees]
-            invited = [h for h in (f.result() for f in futures) if h is not None]
-        for future in [send_invitation.submit(case_ref, h, scheduled.sequence) for h in invited]:
-            future.result()
+            opened = [open_invitation(case_ref, step, n.agency_type, n.agency_id or "") for n in invitees]
+            invited = [h for h in opened if h is not None]
+        for handoff in invited:  # one task at a time, as in hand_off
+            send_invitation(case_ref, handoff, scheduled.sequence)
         plan = _outcome(case_ref, step, round_, scheduled)
         if plan is not None:
             return plan

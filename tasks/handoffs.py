@@ -57,13 +57,14 @@ def hand_off(case_ref: str, step: str, needs: list[Need], *, due_months: int = 0
     coordinator names one or skips the need.
     """
     enter_stage(case_ref, step)
-    futures = [
-        refer_to_agency.submit(case_ref, step, n.agency_id, n.service)
+    # One task after another, never several at once: a process killed at a task boundary then
+    # never interrupts another step halfway (tests/test_crash_every_step.py kills at each one).
+    opened = [
+        refer_to_agency(case_ref, step, n.agency_id, n.service)
         if n.agency_id
-        else open_referral.submit(case_ref, step, n.agency_type, n.service, due_months)
+        else open_referral(case_ref, step, n.agency_type, n.service, due_months)
         for n in needs
     ]
-    opened = [future.result() for future in futures]
     waiting: dict[str, Handoff] = {}
     for need, handoff in zip(needs, opened, strict=True):
         if handoff is None:
@@ -81,8 +82,8 @@ def follow_up(case_ref: str, step: str, need: Need, *, months: int) -> None:
 
 
 def _notify_all(case_ref: str, handoffs: list[Handoff]) -> None:
-    for future in [notify_agency.submit(case_ref, h) for h in handoffs]:
-        future.result()
+    for handoff in handoffs:
+        notify_agency(case_ref, handoff)
 
 
 def _await_answers(case_ref: str, step: str, waiting: dict[str, Handoff], due_months: int) -> None:

@@ -62,7 +62,7 @@ R = TypeVar("R")
 
 
 def handoff_task(
-    *, name: str, task_run_name: str, added_inputs: tuple[str, ...] = ()
+    *, name: str, task_run_name: str | Callable[[], str], added_inputs: tuple[str, ...] = ()
 ) -> Callable[[Callable[P, R]], Task[P, R]]:
     """A task whose result is persisted and replayed on resume.
 

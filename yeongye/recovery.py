@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from uuid import UUID
 
 from prefect.client.orchestration import SyncPrefectClient, get_client
-from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId, FlowRunFilterState, FlowRunFilterStateType
 from prefect.client.schemas.objects import FlowRun, StateType
 from prefect.states import Scheduled
 from sqlalchemy import select
@@ -67,6 +67,10 @@ class Finding:
 def examine(db: Database, *, repair: bool, automatic: bool = False, clock: Clock | None = None) -> list[Finding]:
     """Check every open case's flow run; with ``repair``, mend what can be mended.
 
+    A closed case's run is checked too when it crashed, failed or hangs: the process can die
+    after the step that closed the case and before the run ended (the timeline is still to be
+    published); running it again replays to the end.
+
     ``automatic`` is the stack's own loop: it re-runs a failed run at most ``AUTOMATIC_RERUNS``
     times (a step that fails for good would otherwise fail again every minute); the command
     re-runs whatever a person asks it to.
@@ -90,7 +94,17 @@ def examine(db: Database, *, repair: bool, automatic: bool = False, clock: Clock
     findings: list[Finding] = []
     with get_client(sync_client=True) as client:
         runs = _read_runs(client, [run for _, run in open_cases if run])
-        for case_ref, run_id in open_cases:
+        interrupted = _read_interrupted_runs(client)
+        with db.transaction() as session:
+            closed_cases = list(
+                session.execute(
+                    select(Case.ref, Case.flow_run_id).where(
+                        Case.status != "open", Case.flow_run_id.in_(list(interrupted))
+                    )
+                )
+            )
+        runs.update(interrupted)
+        for case_ref, run_id in [*open_cases, *closed_cases]:
             run = runs.get(run_id) if run_id else None
             finding = _check(case_ref, run_id, run, automatic, case_ref in started, now)
             if finding is None:
@@ -114,6 +128,19 @@ def _read_runs(client: SyncPrefectClient, run_ids: list[str]) -> dict[str, FlowR
         )
         found.update({str(run.id): run for run in flow_runs})
     return found
+
+
+def _read_interrupted_runs(client: SyncPrefectClient) -> dict[str, FlowRun]:
+    """Every run that crashed, failed or waits in Pending, whatever its case."""
+    interrupted = FlowRunFilterStateType(any_=[StateType.CRASHED, StateType.FAILED, StateType.PENDING])
+    found: dict[str, FlowRun] = {}
+    while True:
+        page = client.read_flow_runs(
+            flow_run_filter=FlowRunFilter(state=FlowRunFilterState(type=interrupted)), limit=_BATCH, offset=len(found)
+        )
+        found.update({str(run.id): run for run in page})
+        if len(page) < _BATCH:
+            return found
 
 
 def _batches(items: list[str], size: int) -> Iterable[list[str]]:
