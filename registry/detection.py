@@ -81,9 +81,10 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Session, aliased
 
+from registry import audit as trail
 from registry.cases import GROUP_INTERVENTIONS
 from registry.db import Database
-from registry.models import AuditEntry, Case, RiskFlag, RiskSignal, Staff, SweepRun
+from registry.models import Case, RiskFlag, RiskSignal, Staff, SweepRun
 
 OUTREACH = "outreach"
 
@@ -551,17 +552,14 @@ def _import(session: Session, source: str, text: str, encoding: str, now: dt.dat
     run.flagged = sum(c.flagged for c in complexes.values())
     run.new_cases = len(new_cases)
     # Counts only: the audit trail must not become a second copy of residents' personal data.
-    session.add(
-        AuditEntry(
-            actor=actor,
-            action="detection-sweep",
-            detail={
-                "sweep": run.id,
-                "households": run.households,
-                "flagged": run.flagged,
-                "new_cases": run.new_cases,
-            },
-        )
+    trail.record(
+        session,
+        actor=actor,
+        action="detection-sweep",
+        sweep=run.id,
+        households=run.households,
+        flagged=run.flagged,
+        new_cases=run.new_cases,
     )
     return SweepReport(run.id, encoding, complexes, [ref for ref, _ in new_cases])
 

@@ -20,9 +20,10 @@ from pydantic import ValidationError
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from registry import audit as trail
 from registry.catalog import AGENCY_TYPES
 from registry.db import Database
-from registry.models import Agency, AgencyType, AuditEntry, Complex, Resident, Staff
+from registry.models import Agency, AgencyType, Complex, Resident, Staff
 from registry.schemas import COMPLEX_CODE_MAX, RegistryFile
 from registry.text import TextError, clean_text
 
@@ -85,7 +86,18 @@ def load_registry(db: Database, source: Path | Mapping[str, Any], *, actor: str 
         agency_types = sync_agency_types(session)
         for section in _SECTIONS:
             for item in getattr(registry, section):
-                session.merge(_to_row(section, item.model_dump(exclude_unset=True)))
+                fields = item.model_dump(exclude_unset=True)
+                if section == "residents" and (changed := _changed_fields(session, fields)):
+                    # Overwriting someone's personal data is recorded: which fields, never their values.
+                    trail.record(
+                        session,
+                        actor=actor,
+                        action="resident-updated",
+                        resident_ref=fields["ref"],
+                        purpose="registry-load",
+                        fields=changed,
+                    )
+                session.merge(_to_row(section, fields))
             # Staff and residents reference complexes through foreign keys the ORM cannot see
             # (no relationship), so write each kind before the next rather than rely on ordering.
             session.flush()
@@ -97,8 +109,16 @@ def load_registry(db: Database, source: Path | Mapping[str, Any], *, actor: str 
             residents=len(registry.residents),
         )
         # Counts only: the audit trail must not become a second copy of residents' personal data.
-        session.add(AuditEntry(actor=actor, action="registry-load", detail=asdict(report)))
+        trail.record(session, actor=actor, action="registry-load", **asdict(report))
     return report
+
+
+def _changed_fields(session: Session, fields: dict[str, Any]) -> list[str]:
+    """The fields of a stored resident that ``fields`` would change; none for a new resident."""
+    stored = session.get(Resident, fields["ref"])
+    if stored is None:
+        return []
+    return sorted(name for name, value in fields.items() if name != "ref" and getattr(stored, name) != value)
 
 
 def sync_agency_types(session: Session) -> int:

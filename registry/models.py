@@ -341,7 +341,13 @@ class OutboxMessage(Base):
 
 
 class AuditEntry(Base):
-    """Append-only trail: who did what to which case, and every disclosure to an agency."""
+    """Append-only trail: who did what to which case, who read whose personal data and why, and
+    every disclosure to an agency (the access record PIPA asks for).
+
+    Write it only through ``registry.audit.record``: the database refuses UPDATE and DELETE
+    (migration 0012), and each row's ``hash`` chains it to the row before, so a row changed
+    behind the database's back shows up in ``registry.audit.verify``.
+    """
 
     __tablename__ = "audit"
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -350,6 +356,27 @@ class AuditEntry(Base):
     actor: Mapped[str] = mapped_column(String(64))
     action: Mapped[str] = mapped_column(String(48))
     detail: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    # The resident the row concerns (the case's resident, or whose data was read). No foreign key:
+    # the trail must outlive a resident's record, which is destroyed when its retention ends.
+    resident_ref: Mapped[str | None] = mapped_column(String(32), nullable=True, index=True)
+    # Why: the purpose of a read (e.g. "case-work"), as the person reading gave it.
+    purpose: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64))
+
+
+class AuditHead(Base):
+    """The end of the audit hash chain: one row, locked and moved by every append.
+
+    Appends serialise on it (a row lock on PostgreSQL, the single writer on SQLite), so two
+    transactions never chain onto the same predecessor; ``rows`` and ``hash`` also show rows cut
+    off the end of the trail, which no later row would point at.
+    """
+
+    __tablename__ = "audit_head"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    rows: Mapped[int] = mapped_column(Integer)
+    hash: Mapped[str] = mapped_column(String(64))
 
 
 class SweepRun(Base):
@@ -395,3 +422,33 @@ class RiskFlag(Base):
     flag: Mapped[str] = mapped_column(String(24), primary_key=True)
     complex_code: Mapped[str] = mapped_column(String(8))
     new: Mapped[bool] = mapped_column(Boolean)
+
+
+class Note(Base):
+    """Free text a person typed for a case (a reason, a place): Prefect carries only its id.
+
+    Flow-run inputs are readable through Prefect's API, so the forms hold a note's number and
+    the flow's recording step reads the text from here (registry.notes).
+    """
+
+    __tablename__ = "note"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("case.id"), index=True)
+    # What the text is for (registry.notes.KINDS), so a note written as a place is never read as a reason.
+    kind: Mapped[str] = mapped_column(String(32))
+    text: Mapped[str] = mapped_column(Text)
+    written_by: Mapped[str] = mapped_column(String(64))
+    written_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=_utc_now)
+
+
+class Incident(Base):
+    """A task's error in full (a database error quotes its parameters); Prefect sees ``incident-<id>`` only."""
+
+    __tablename__ = "incident"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=_utc_now)
+    # The case reference (no foreign key: an incident is recorded even for a case that does not exist).
+    case_ref: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    task: Mapped[str] = mapped_column(String(64))
+    error_class: Mapped[str] = mapped_column(String(128))
+    detail: Mapped[str] = mapped_column(Text)

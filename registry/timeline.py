@@ -1,7 +1,9 @@
-"""A case's history as plain data: what the CLI prints, what the Prefect artifact shows.
+"""A case's history as plain data: what the CLI prints, and what the Prefect artifact is made from.
 
-It carries references, agencies, statuses and dates only; the resident's details are never part
-of it, so it is safe to hand to Prefect.
+It carries references, agencies, statuses and dates, and never the resident's details. It also
+carries what people wrote (reasons, a conference's place, email subjects and errors) for the CLI,
+which reads the registry anyway; those are free text, possibly about the person, so the Prefect
+artifact (``tasks.case._markdown``) shows codes, counts and "사유 있음 (reason recorded)" only.
 """
 
 from __future__ import annotations
@@ -67,6 +69,7 @@ def case_timeline(session: Session, case: Case) -> dict[str, Any]:
                 "service": r.service,
                 "status": r.status,
                 "reason": r.reason,
+                "outcome": r.outcome,
                 "due": r.due_date.isoformat(),
                 "kind": r.kind,
             }

@@ -6,7 +6,7 @@ import datetime as dt
 
 from sqlalchemy.orm import Session
 
-from registry import calendar, cases, outbox
+from registry import calendar, cases, notes, outbox
 from registry.models import Case, Staff
 from tasks import mailer, runtime
 from tasks.log import logger
@@ -121,31 +121,47 @@ def request_approval(case_ref: str, key: str, kind: str, approver_role: str, due
 
 
 @handoff_task(name="record-decision", task_run_name="{wait}-decided")
-def record_decision(case_ref: str, key: str, approved: bool, reason: str, decided_by: str, wait: str) -> str:
+def record_decision(
+    case_ref: str, key: str, approved: bool, reason_note: int | None, decided_by: str, wait: str
+) -> str:
     """Record the decision given at ``wait`` in the name of ``decided_by``; returns approved, rejected or invalid.
 
     A decision names the person who took it. An unnamed one is not taken to be the approver's:
-    like a rejection without a reason, it is invalid, and the form is shown again.
+    like a rejection without a reason, it is invalid, and the form is shown again. The reason is
+    the registry note ``reason_note`` (the form carries its number only).
     """
-    return _decide(case_ref, key, approved, reason, decided_by, wait)
+    return _decide(case_ref, key, approved, "", reason_note, decided_by, wait)
 
 
-@handoff_task(name="record-coordinator-decision", task_run_name="{wait}-coordinator-decided")
-def record_coordinator_decision(case_ref: str, key: str, approved: bool, reason: str, wait: str) -> str:
+@handoff_task(
+    name="record-coordinator-decision", task_run_name="{wait}-coordinator-decided", added_inputs=("reason_note",)
+)
+def record_coordinator_decision(
+    case_ref: str, key: str, approved: bool, reason: str, wait: str, reason_note: int | None = None
+) -> str:
     """Record a choice made on one of the coordinator's own forms (naming the next agency, moving the
-    conference): it is the case coordinator's, as the conference's schedule and outcome are."""
-    return _decide(case_ref, key, approved, reason, None, wait)
+    conference): it is the case coordinator's, as the conference's schedule and outcome are.
+
+    ``reason`` is the flow's own wording (a code, "rescheduled"), used when the coordinator wrote
+    no note; what the coordinator wrote is the note ``reason_note``, read from the registry.
+    """
+    return _decide(case_ref, key, approved, reason, reason_note, None, wait)
 
 
-def _decide(case_ref: str, key: str, approved: bool, reason: str, decided_by: str | None, wait: str) -> str:
+def _decide(
+    case_ref: str, key: str, approved: bool, reason: str, reason_note: int | None, decided_by: str | None, wait: str
+) -> str:
     """Decide the request ``key``; ``decided_by`` None means the case's coordinator."""
 
     def write(session: Session, case: Case) -> str:
         if decided_by is not None and not decided_by.strip():
             raise cases.CaseError("decided_by (--by): 결정한 직원의 ID가 없습니다 (a decision names who took it)")
+        written = notes.text_of(session, case, reason_note, notes.REASON, "reason_note (--reason)")
         approval = cases.find_approval(session, case, key)
         by = case.coordinator_id if decided_by is None else decided_by
-        cases.decide(session, case, approval, approved=approved, reason=reason, by=by, at=runtime.clock().now())
+        cases.decide(
+            session, case, approval, approved=approved, reason=written or reason, by=by, at=runtime.clock().now()
+        )
         return approval.status
 
     # Who sent a refused form, for the audit trail: the person it names, else the flow that received it.

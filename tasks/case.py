@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from prefect.artifacts import create_markdown_artifact
 from prefect.runtime import flow_run, task_run
 from sqlalchemy import select
@@ -10,11 +12,14 @@ from registry import cases
 from registry.models import Case
 from registry.timeline import case_timeline
 from tasks import runtime
-from tasks.retry import handoff_task
+from tasks.retry import CodedError, handoff_task
 
 
-class NotThisCase(Exception):
-    """A flow run started on a case that is not its own; the message holds codes and references only."""
+class NotThisCase(CodedError):
+    """A flow run started on a case that is not its own; the message holds codes and references only.
+
+    Not even the case reference: it is whatever was typed into the Run form, already the run's parameter.
+    """
 
 
 @handoff_task(name="check-case", task_run_name="check-case")
@@ -31,13 +36,13 @@ def check_case(case_ref: str, intervention: str) -> str:
     with runtime.transaction() as session:
         case = session.scalar(select(Case).where(Case.ref == case_ref))
         if case is None:
-            raise NotThisCase(f"unknown-case: {case_ref}")
+            raise NotThisCase("unknown-case")
         if case.status != "open":
-            raise NotThisCase(f"case-closed: {case_ref}")
+            raise NotThisCase("case-closed")
         if case.intervention != intervention:
-            raise NotThisCase(f"wrong-intervention: {case_ref} is {case.intervention}, not {intervention}")
+            raise NotThisCase(f"wrong-intervention: the case is {case.intervention}, not {intervention}")
         if case.flow_run_id and case.flow_run_id != this_run:
-            raise NotThisCase(f"another-run: {case_ref} belongs to flow run {case.flow_run_id}")
+            raise NotThisCase(f"another-run: the case belongs to flow run {case.flow_run_id}")
     return intervention
 
 
@@ -69,27 +74,88 @@ def publish_timeline(case_ref: str, at: str) -> str:
     return key
 
 
+# Status codes as the artifact shows them, Korean first; an unknown code is shown as it is.
+STATUS_LABELS = {
+    "open": "진행 중 (open)",
+    "closed": "종결 (closed)",
+    "requested": "요청 (requested)",
+    "received": "접수 (received)",
+    "accepted": "수락 (accepted)",
+    "in-progress": "진행 중 (in progress)",
+    "on-hold": "보류 (on hold)",
+    "rejected": "거절·반려 (rejected)",
+    "completed": "완료 (completed)",
+    "cancelled": "취소 (cancelled)",
+    "failed": "기한 초과 (timed out)",
+    "approved": "승인 (approved)",
+}
+REASON_RECORDED = "사유 있음 (reason recorded)"
+
+# Every character markdown or HTML could read as markup; a backslash makes each one literal text.
+_MARKUP = re.compile(r"([\\`*_{}\[\]()<>#+\-.!|~&\"'=:/])")
+
+
+def escaped(value: object) -> str:
+    """``value`` as literal text in markdown: no link, no image, no HTML, no table cell break.
+
+    Only codes, references and dates reach the artifact, but an agency or staff id is typed by
+    someone too; a value such as ``![x](http://…)`` must stay text and load nothing.
+    """
+    text = " ".join(str(value).split())  # one line: a newline would end the table row
+    return _MARKUP.sub(r"\\\1", text)
+
+
+def _status(code: str | None) -> str:
+    return escaped(STATUS_LABELS.get(code or "", code or "-"))
+
+
+def _reason(text: str | None) -> str:
+    """Whether a reason was given, never the reason: it is what a person wrote about the resident."""
+    return REASON_RECORDED if text else "-"
+
+
 def _markdown(t: dict) -> str:  # type: ignore[type-arg]
+    """The timeline as the Prefect artifact shows it: codes with labels, agency ids, dates and counts.
+
+    No free text (reasons, a conference's place): Prefect's UI and API show artifacts to everyone
+    who may see the flow runs. Every value is escaped (``escaped``).
+    """
+    e = escaped
     lines = [
-        f"# {t['case']} · {t['intervention']} · {t['complex']}단지",
-        f"상태 **{t['status']}** · 단계 **{t['stage']}** · 결과 {t['outcome'] or '-'}",
+        f"# {e(t['case'])} · {e(t['intervention'])} · {e(t['complex'])}단지",
+        f"상태 **{_status(t['status'])}** · 단계 **{e(t['stage'])}** · 결과 {e(t['outcome'] or '-')}",
         "",
         "## 연계 (referrals)",
-        "| 단계 | 기관 | 서비스 | 상태 | 사유 | 기한 |",
-        "|---|---|---|---|---|---|",
+        "| 단계 | 기관 | 서비스 | 상태 | 사유 | 결과 | 기한 |",
+        "|---|---|---|---|---|---|---|",
     ]
     lines += [
-        f"| {r['step']} | {r['agency']} | {r['service']} | {r['status']} | {r['reason'] or ''} | {r['due']} |"
+        f"| {e(r['step'])} | {e(r['agency'])} | {e(r['service'])} | {_status(r['status'])} | {_reason(r['reason'])}"
+        f" | {e(r.get('outcome') or '-')} | {e(r['due'])} |"
         for r in t["referrals"]
     ]
     lines += ["", "## 결재 (decisions)", "| 항목 | 종류 | 결재자 | 상태 | 사유 | 기한 |", "|---|---|---|---|---|---|"]
     lines += [
-        f"| {a['key']} | {a['kind']} | {a['approver']} | {a['status']} | {a['reason'] or ''} | {a['due']} |"
+        f"| {e(a['key'])} | {e(a['kind'])} | {e(a['approver'])} | {_status(a['status'])} | {_reason(a['reason'])}"
+        f" | {e(a['due'])} |"
         for a in t["approvals"]
     ]
-    waiting = ", ".join(w.get("agency") or w.get("key", "") for w in t["waiting_for"]) or "-"
+    if t["conferences"]:
+        lines += ["", "## 통합사례회의 (case conferences)", "| 단계 | 일시 | 열림 | 역할 | 참석 | 불참 |"]
+        lines += ["|---|---|---|---|---|---|"]
+        lines += [
+            f"| {e(c['step'])} | {e(c['starts_at'])} | {_held(c['held'])} | {len(c['roles'] or [])}"
+            f" | {sum(i['status'] in ('accepted', 'completed') for i in c['invitations'])}"
+            f" | {sum(i['status'] == 'rejected' for i in c['invitations'])} |"
+            for c in t["conferences"]
+        ]
+    waiting = ", ".join(e(w.get("agency") or w.get("key", "")) for w in t["waiting_for"]) or "-"
     lines += ["", f"**대기 중 (waiting for):** {waiting}"]
     return "\n".join(lines)
+
+
+def _held(held: bool | None) -> str:
+    return "-" if held is None else "예 (held)" if held else "아니오 (not held)"
 
 
 @handoff_task(name="close-case", task_run_name="close-{outcome}")

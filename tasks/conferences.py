@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from sqlalchemy.orm import Session
 
-from registry import cases, conferences, outbox
+from registry import cases, conferences, notes, outbox
 from registry.models import Agency, Case, Referral
 from tasks import mailer, runtime, waits
 from tasks.approvals import record_coordinator_decision
@@ -89,7 +89,7 @@ def _schedule(case_ref: str, step: str, round_: int) -> Scheduled:
 
     def scheduled(form: waits.ConferenceSchedule, wait: str) -> Scheduled | waits.Again:
         stored = schedule_conference(
-            case_ref, step, form.date, form.time, form.place, form.duration_minutes, approval_key, wait
+            case_ref, step, form.date, form.time, form.place_note, form.duration_minutes, approval_key, wait
         )
         return waits.AGAIN if stored is None else stored
 
@@ -114,7 +114,7 @@ def _outcome(case_ref: str, step: str, round_: int, scheduled: Scheduled) -> Con
             record_coordinator_decision(case_ref, approval_key, False, RESCHEDULED, wait)
             return None
         roles = [{"agency_id": role.agency_id, "service": role.service} for role in form.roles]
-        plan = record_outcome(case_ref, step, form.proceed, roles, form.reason, approval_key, wait)
+        plan = record_outcome(case_ref, step, form.proceed, roles, form.reason_note, approval_key, wait)
         return waits.AGAIN if plan is None else plan
 
     return ask_person(
@@ -133,12 +133,23 @@ def _outcome(case_ref: str, step: str, round_: int, scheduled: Scheduled) -> Con
 
 @handoff_task(name="schedule-conference", task_run_name="{wait}-schedule")
 def schedule_conference(
-    case_ref: str, step: str, date: str, time: str, place: str, duration_minutes: int, approval_key: str, wait: str
+    case_ref: str,
+    step: str,
+    date: str,
+    time: str,
+    place_note: int | None,
+    duration_minutes: int,
+    approval_key: str,
+    wait: str,
 ) -> Scheduled | None:
-    """Validate and store the schedule, and close the request for it; None (audited) if invalid."""
+    """Validate and store the schedule, and close the request for it; None (audited) if invalid.
+
+    The place is the registry note ``place_note`` (it may be the resident's home).
+    """
 
     def write(session: Session, case: Case) -> Scheduled:
         now = runtime.clock().now()
+        place = notes.text_of(session, case, place_note, notes.PLACE, "place_note (--place)")
         conference, _changed = conferences.schedule(
             session,
             case,
@@ -245,14 +256,18 @@ def record_outcome(
     step: str,
     proceed: bool,
     roles: list[dict[str, str]],
-    reason: str,
+    reason_note: int | None,
     approval_key: str,
     wait: str,
 ) -> ConferencePlan | None:
-    """Record the outcome and roles, close the invitations and the request; None (audited) if invalid."""
+    """Record the outcome and roles, close the invitations and the request; None (audited) if invalid.
+
+    The reason (required when the case does not go on) is the registry note ``reason_note``.
+    """
 
     def write(session: Session, case: Case) -> ConferencePlan:
         now = runtime.clock().now()
+        reason = notes.text_of(session, case, reason_note, notes.REASON, "reason_note (--reason)")
         conference = conferences.record_outcome(
             session,
             case,

@@ -36,6 +36,9 @@ from tasks.waits import Form
 
 T = TypeVar("T")
 
+# The reason a skipped need is recorded with when the coordinator wrote none.
+SKIPPED = "건너뜀 (skipped)"
+
 
 @dataclass(frozen=True)
 class Need:
@@ -115,7 +118,7 @@ def _recorded(case_ref: str, step: str, answer: waits.AgencyAnswer, key: str) ->
     """Record an agency's answer: (agency, the referral's status afterwards), or ask again if it was invalid."""
     outcome = getattr(answer, "outcome", "")  # only a step whose result the flow branches on asks for one
     status = record_answer(
-        case_ref, step, answer.agency_id, answer.status, answer.reason, key, outcome, answer.referral_id
+        case_ref, step, answer.agency_id, answer.status, answer.reason_note, key, outcome, answer.referral_id
     )
     return waits.AGAIN if status == "invalid" else (answer.agency_id, status)
 
@@ -191,13 +194,13 @@ def _coordinator_names_agency(
 
     def named(choice: waits.RerouteDecision, key: str) -> Handoff | None | waits.Again:
         if not choice.agency_id:
-            record_coordinator_decision(case_ref, key, False, choice.reason or "건너뜀 (skipped)", key)
+            record_coordinator_decision(case_ref, key, False, SKIPPED, key, choice.reason_note)
             return None
         handoff = refer_to_agency(case_ref, step, choice.agency_id, service, terms)
         if handoff is None:
             record_coordinator_decision(case_ref, key, False, f"unknown agency '{choice.agency_id}'", key)
             return waits.AGAIN
-        record_coordinator_decision(case_ref, key, True, choice.reason, key)
+        record_coordinator_decision(case_ref, key, True, "", key, choice.reason_note)
         return handoff
 
     handoff, _turn = waits.ask_until_valid(
@@ -224,7 +227,9 @@ def ask(case_ref: str, key: str, kind: str, approver_role: str = "supervisor", *
     enter_stage(case_ref, kind, approval_key)
 
     def decided(decision: waits.Decision, wait: str) -> bool | waits.Again:
-        status = record_decision(case_ref, approval_key, decision.approved, decision.reason, decision.decided_by, wait)
+        status = record_decision(
+            case_ref, approval_key, decision.approved, decision.reason_note, decision.decided_by, wait
+        )
         return waits.AGAIN if status == "invalid" else status == "approved"
 
     return ask_person(

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from markupsafe import Markup
 from sqlalchemy.orm import Session
 
-from registry import calendar, cases, links, outbox, programs
+from registry import calendar, cases, links, notes, outbox, programs
 from registry.catalog import HEALTH_SERVICES, SERVICES, due_business_days
 from registry.models import Agency, Case, Referral, Resident
 from tasks import mailer, runtime
@@ -274,7 +274,7 @@ def record_answer(
     step: str,
     agency_id: str,
     status: str,
-    reason: str,
+    reason_note: int | None,
     key: str,
     outcome: str = "",
     referral_id: int | None = None,
@@ -284,10 +284,12 @@ def record_answer(
     ``key`` names the wait the answer came through, so two identical answers given at
     different waits are recorded as two events. ``referral_id`` (sent by an answer link) must be
     the referral of this step and agency: an answer meant for another referral is invalid.
+    The reason is the registry note ``reason_note``, which must be this case's.
     Invalid input is audited and changes nothing; the caller asks again.
     """
 
     def write(session: Session, case: Case) -> str:
+        reason = notes.text_of(session, case, reason_note, notes.REASON, "reason_note (--reason)")
         referral = cases.find_referral(session, case, step, agency_id)
         if referral is None:
             return "unknown"

@@ -1,11 +1,18 @@
-"""Which failures a handoff retries: only the transient ones (SMTP down, database busy).
+"""The one decorator of every task: its result persisted and replayed, only transient failures
+retried (SMTP down, database busy), and no error's message ever handed to Prefect.
 
 Bad input (a ``CaseError``, a template error) fails at once; retrying it would only repeat it.
+A failure is recorded in full in the registry (``incident``) and Prefect sees its class and
+``incident-<id>``: a database error quotes its parameters, a resident's name among them, and
+Prefect keeps a failed task's message as its state message and logs its traceback.
 """
 
 from __future__ import annotations
 
+import functools
+import inspect
 import smtplib
+import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, ParamSpec, TypeVar
@@ -17,6 +24,8 @@ from prefect.context import TaskRunContext
 from prefect.tasks import exponential_backoff
 from sqlalchemy.exc import DBAPIError, OperationalError
 
+from registry import notes
+from tasks import runtime
 from tasks.failpoints import crash_after_planned_task
 
 TRANSIENT: tuple[type[BaseException], ...] = (
@@ -31,7 +40,31 @@ TRANSIENT: tuple[type[BaseException], ...] = (
 )
 
 
+class HandoffFailed(Exception):
+    """What Prefect sees of a failed task: the error's class and an incident code, nothing of its message.
+
+    ``transient`` carries the failed error's classification, so the retry condition still tells a
+    mail server that is down from bad input.
+    """
+
+    def __init__(self, message: str, transient: bool = False) -> None:
+        super().__init__(message)
+        self.transient = transient
+
+
+class CodedError(Exception):
+    """An error whose message is made of codes and references only, by construction (``NotThisCase``).
+
+    It reaches Prefect as it is, so a run refused at its start says why in its state.
+    """
+
+
+UNRECORDED = "incident-unrecorded"
+
+
 def is_transient(error: BaseException) -> bool:
+    if isinstance(error, HandoffFailed):
+        return error.transient
     if isinstance(error, aiosmtplib.SMTPResponseException):
         return 400 <= error.code < 500  # 4xx: try again later; 5xx: permanent
     if isinstance(error, DBAPIError) and not isinstance(error, OperationalError):
@@ -61,6 +94,51 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 
+def _sanitised(fn: Callable[P, R], name: str) -> Callable[P, R]:
+    """``fn``, failing with ``HandoffFailed`` (raised ``from None``: no chained traceback carries the
+    original message) after recording the error in the registry."""
+    signature = inspect.signature(fn)
+
+    @functools.wraps(fn)
+    def run(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return fn(*args, **kwargs)
+        except (HandoffFailed, CodedError):
+            raise  # a task called inside a task has recorded it; a coded message is safe as it is
+        except Exception as error:  # noqa: BLE001 - every error is recorded, and none is shown
+            case_ref = signature.bind_partial(*args, **kwargs).arguments.get("case_ref")
+            code = record_incident(name, case_ref if isinstance(case_ref, str) else None, error)
+            failure = HandoffFailed(f"{type(error).__name__} {code}", is_transient(error))
+        # Raised outside the handler, so the original is not even its implicit ``__context__``.
+        raise failure from None
+
+    return run
+
+
+def record_incident(task: str, case_ref: str | None, error: BaseException) -> str:
+    """Keep ``error`` in full in the registry; returns ``incident-<id>``.
+
+    When the registry cannot be written either (it may be what failed), the detail goes to the
+    registry's own log file instead, never to Prefect's, and the code is ``incident-unrecorded``.
+    """
+    detail = "".join(traceback.format_exception(error))
+    error_class = f"{type(error).__module__}.{type(error).__qualname__}"
+    try:
+        with runtime.transaction() as session:
+            incident_id = notes.record_incident(
+                session, case_ref=case_ref, task=task, error_class=error_class, detail=detail
+            )
+    except Exception as unrecorded:  # noqa: BLE001 - the fallback must not fail in its turn
+        try:
+            log = notes.incident_log(runtime.settings().data_dir)
+            log.error("incident not recorded: task=%s case=%s\n%s", task, case_ref, detail)
+            log.error("because: %s", "".join(traceback.format_exception(unrecorded)))
+        except Exception:  # noqa: BLE001, S110 - nowhere left to write it; Prefect must still see nothing
+            pass
+        return UNRECORDED
+    return f"incident-{incident_id}"
+
+
 def handoff_task(
     *, name: str, task_run_name: str | Callable[[], str], added_inputs: tuple[str, ...] = ()
 ) -> Callable[[Callable[P, R]], Task[P, R]]:
@@ -72,11 +150,12 @@ def handoff_task(
     called repeatedly takes an argument (a turn, a wait key) that tells the calls apart.
     ``added_inputs`` are parameters added after cases were suspended, left out of the key so that
     those cases still find the results of their calls; another input must tell calls apart.
+    A failure reaches Prefect only as ``HandoffFailed`` (see ``_sanitised``).
     """
 
     def decorate(fn: Callable[P, R]) -> Task[P, R]:
         return Task(
-            fn=fn,
+            fn=_sanitised(fn, name),
             name=name,
             task_run_name=task_run_name,
             persist_result=True,

@@ -9,6 +9,11 @@ Every question is asked the same way (``ask_until_valid``): wait, record the ans
 answer cannot be used ask again at the next key. Bad input is audited and asked again; it never
 fails the case. Text fields carry the rules of ``registry.text`` in their JSON schema, so
 Prefect's server refuses a bad form before the flow sees it, and the flow checks them again.
+
+No form carries free text. Prefect keeps every flow-run input, readable through its API, and a
+reason or a place is what a person wrote, often about the resident. Steering (the CLI, the answer
+page) writes such text to a registry note first and sends the note's number (``reason_note``,
+``place_note``); the recording task reads the text back from the registry (``registry.notes``).
 """
 
 from __future__ import annotations
@@ -27,7 +32,7 @@ from sqlalchemy.orm import Session
 
 from registry import cases
 from registry.models import Case
-from registry.text import Place, Reason, ShortText
+from registry.text import ShortText
 from tasks import runtime
 from tasks.log import logger
 from tasks.retry import handoff_task
@@ -63,9 +68,25 @@ def step_of(key: str) -> str:
     return ""
 
 
+def _note_field(title: str, required_when: str = "") -> Any:
+    """A note number in place of free text: what the Prefect UI form asks for it, Korean first."""
+    return Field(
+        default=None,
+        title=title,
+        description=(
+            (f"{required_when}. " if required_when else "")
+            + "등록부 메모 번호: 명령줄·답변 링크는 글을 등록부에 쓰고 번호를 보냅니다. 글은 이 양식에 쓰지 마세요 "
+            "(the number of a registry note; the CLI and the answer links write the text to the registry "
+            "and send its number: never type the text into this form)"
+        ),
+    )
+
+
 class Decision(RunInput):
     approved: bool = Field(title="승인 (approve)", description="승인하면 체크, 반려하면 해제")
-    reason: Reason = Field(default="", title="사유 (reason)", description="반려할 때는 반드시 입력")
+    reason_note: int | None = _note_field(
+        "사유 메모 번호 (reason note)", "반려할 때는 반드시 입력 (required to reject)"
+    )
     decided_by: ShortText = Field(
         default="",
         title="결정자 (decided by)",
@@ -81,7 +102,7 @@ class ConsentDecision(RunInput):
         description="resident=본인, guardian=보호의무자(의사결정능력이 부족한 경우: 성년후견 연계)",
     )
     written: bool = Field(default=True, title="서면 동의 (written)", description="서면 동의서를 받았는가")
-    reason: Reason = Field(default="", title="사유 (reason)", description="거부 사유 등")
+    reason_note: int | None = _note_field("사유 메모 번호 (reason note)", "거부 사유 등 (e.g. why it was refused)")
 
 
 class RerouteDecision(RunInput):
@@ -92,7 +113,7 @@ class RerouteDecision(RunInput):
         title="다음 기관 ID (next agency id)",
         description="의뢰할 기관의 ID. 비워 두면 이 연계를 건너뜁니다 (empty: skip this handoff)",
     )
-    reason: Reason = Field(default="", title="사유 (reason)")
+    reason_note: int | None = _note_field("사유 메모 번호 (reason note)")
 
 
 class ConferenceSchedule(RunInput):
@@ -100,7 +121,8 @@ class ConferenceSchedule(RunInput):
 
     date: ShortText = Field(title="날짜 (date)", description="YYYY-MM-DD, 근무일 (a business day)")
     time: ShortText = Field(title="시작 시각 (start time)", description="HH:MM, 서울 시각 (Asia/Seoul)")
-    place: Place = Field(title="장소 (place)", description="회의 장소, 예: 가온종합사회복지관 3층 회의실")
+    # The place may be the resident's home: a note, like a reason.
+    place_note: int | None = _note_field("장소 메모 번호 (place note)", "반드시 입력 (required)")
     duration_minutes: int = Field(default=90, title="회의 시간(분) (duration, minutes)")
 
 
@@ -118,7 +140,9 @@ class ConferenceMinutes(RunInput):
         title="기관별 역할 (roles)",
         description="회의에서 정한 역할: 다음 단계에서 이 기관들에 연계합니다 (the next stage's handoffs)",
     )
-    reason: Reason = Field(default="", title="사유 (reason)", description="진행하지 않을 때는 반드시 입력")
+    reason_note: int | None = _note_field(
+        "사유 메모 번호 (reason note)", "진행하지 않을 때는 반드시 입력 (required when not proceeding)"
+    )
     reschedule: bool = Field(
         default=False,
         title="일정 변경 (reschedule)",
@@ -136,7 +160,7 @@ class AgencyAnswer(RunInput):
     if TYPE_CHECKING:
         agency_id: str
         status: Literal["accepted", "rejected", "completed", "timed-out"]
-        reason: str
+        reason_note: int | None
         referral_id: int | None
 
 
@@ -162,7 +186,10 @@ def answer_form(agency_ids: list[str], outcomes: tuple[str, ...] = ()) -> type[A
             description="accepted=수락, rejected=거절(사유 필수), completed=완료, timed-out=기한 초과(자동)",
         ),
     )
-    fields["reason"] = (Reason, Field(default="", title="사유·결과 (reason / outcome)"))
+    fields["reason_note"] = (
+        int | None,
+        _note_field("사유·결과 메모 번호 (reason / outcome note)", "거절할 때는 반드시 입력 (required to reject)"),
+    )
     fields["referral_id"] = (
         int | None,
         Field(

@@ -6,6 +6,7 @@ takes seconds; the worker test runs them in a real worker instead.
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -130,17 +131,34 @@ def drive(script: Script, flow_run_id: str, *, max_waits: int = 80, flow: Flow[.
     raise AssertionError(f"case did not finish within {max_waits} waits: {script.waits[-5:]}")
 
 
-def assert_not_in_prefect(needles: list[str], results_dir: Path) -> None:
-    """Search Prefect's own database and the result storage: none of ``needles`` may be there."""
+def _forms(needle: str) -> list[str]:
+    """``needle`` as Prefect may have stored it: as it is, and inside JSON written with \\u escapes."""
+    return list(dict.fromkeys([needle, json.dumps(needle)[1:-1], json.dumps(needle, ensure_ascii=False)[1:-1]]))
+
+
+def assert_not_in_prefect(needles: list[str], results_dir: Path, *, must_scan: tuple[str, ...] = ()) -> None:
+    """Search Prefect's own database and the result storage: none of ``needles`` may be there.
+
+    Every table is read (flow-run inputs, logs, artifacts, states and their messages, run names
+    and parameters). ``must_scan`` names tables that must hold rows, e.g. ``("log",
+    "flow_run_input", "artifact")``, so that a search which finds nothing has searched something.
+    """
     db_path = PREFECT_API_DATABASE_CONNECTION_URL.value().split("///", 1)[1]
     connection = sqlite3.connect(db_path)
+    forms = {needle: _forms(needle) for needle in needles}
     try:
         tables = [row[0] for row in connection.execute("SELECT name FROM sqlite_master WHERE type='table'")]
+        for table in must_scan:
+            assert table in tables, f"Prefect has no table {table}"
+            count = connection.execute(f'SELECT count(*) FROM "{table}"').fetchone()[0]
+            assert count > 0, f"Prefect table {table} is empty: nothing was checked"
         for table in tables:
             for row in connection.execute(f'SELECT * FROM "{table}"'):
-                blob = " ".join(str(value) for value in row)
-                for needle in needles:
-                    assert needle not in blob, f"{needle!r} found in Prefect table {table}"
+                blob = " ".join(
+                    value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value) for value in row
+                )
+                for needle, variants in forms.items():
+                    assert not any(v in blob for v in variants), f"{needle!r} found in Prefect table {table}"
     finally:
         connection.close()
     stored = list(results_dir.rglob("*"))
@@ -148,8 +166,9 @@ def assert_not_in_prefect(needles: list[str], results_dir: Path) -> None:
     for path in stored:
         if path.is_file():
             content = path.read_bytes()
-            for needle in needles:
-                assert needle.encode() not in content, f"{needle!r} found in result file {path.name}"
+            for needle, variants in forms.items():
+                found = any(v.encode() in content for v in variants)
+                assert not found, f"{needle!r} found in result file {path.name}"
 
 
 def read_case(db: Database, ref: str) -> Case:

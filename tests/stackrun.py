@@ -74,6 +74,13 @@ def wait_ready(proc: subprocess.Popen[bytes], data_dir: Path, output: Path, time
     raise AssertionError(f"stack not ready in {timeout} s:\n{output.read_text()}")
 
 
+def prefect_http(data_dir: Path) -> httpx.Client:
+    """An HTTP client of the running stack's Prefect API, presenting the stack's auth string."""
+    info = json.loads((data_dir / "stack.json").read_text())
+    user, _, password = (data_dir / "prefect-auth").read_text().strip().partition(":")
+    return httpx.Client(base_url=info["prefect_api_url"], auth=(user, password), timeout=10)
+
+
 def cli(data_dir: Path, prefect_port: int, smtp_port: int) -> Callable[..., str]:
     """Run `yeongye ...` against the running stack as a user would; returns its output."""
 
@@ -104,14 +111,14 @@ def wait_for_mail(data_dir: Path, wanted: Callable[[CapturedMail], bool], timeou
         time.sleep(0.5)
 
 
-def auto_runs(api: str, deployment_id: str, state: str) -> list[dict]:
+def auto_runs(api: httpx.Client, deployment_id: str, state: str) -> list[dict]:
     """Runs the scheduler created (not `yeongye deadlines`) for the deployment, in the given state."""
     body = {"flow_runs": {"deployment_id": {"any_": [deployment_id]}, "state": {"type": {"any_": [state]}}}}
-    runs = httpx.post(f"{api}/flow_runs/filter", json=body, timeout=10).json()
+    runs = api.post("/flow_runs/filter", json=body).json()
     return [run for run in runs if run["auto_scheduled"]]
 
 
-def kill_worker_and_wait_for_the_new_one(api: str, data_dir: Path) -> None:
+def kill_worker_and_wait_for_the_new_one(api: httpx.Client, data_dir: Path) -> None:
     """SIGKILL the worker; wait until the stack has started (and recorded) a new one that heartbeats."""
     children_file = data_dir / "stack-children.json"
 
@@ -123,7 +130,7 @@ def kill_worker_and_wait_for_the_new_one(api: str, data_dir: Path) -> None:
     deadline = time.monotonic() + 90
     while True:
         assert time.monotonic() < deadline, "no new worker"
-        workers = httpx.post(f"{api}/work_pools/yeongye/workers/filter", json={}, timeout=10).json()
+        workers = api.post("/work_pools/yeongye/workers/filter", json={}).json()
         beats = [w["last_heartbeat_time"] for w in workers if w["name"] == WORKER_NAME and w["last_heartbeat_time"]]
         if worker_pid() != killed and any(datetime.fromisoformat(beat) > killed_at for beat in beats):
             break

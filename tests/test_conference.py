@@ -21,7 +21,7 @@ from icalendar import Calendar
 from sqlalchemy import func, select
 from typer.testing import CliRunner
 
-from registry import cases, conferences, links
+from registry import cases, conferences, links, notes
 from registry.calendar import SEOUL, BusinessCalendar
 from registry.db import Database
 from registry.models import Agency, AuditEntry, Conference, Referral, Resident
@@ -279,7 +279,10 @@ def test_conference_invites_records_replies_and_hands_off_the_roles(
     assert wait.key == "schedule-conference-1-1"
 
     # The same form filled in the Prefect UI with a past date: audited, and asked again.
-    steering._resume(wait, {"date": "2020-01-06", "time": at, "place": place, "duration_minutes": 90})
+    with registry.transaction() as session:
+        case = cases.find_case(session, ref)
+        place_note = notes.write(session, case, kind=notes.PLACE, text=place, by=case.coordinator_id)
+    steering._resume(wait, {"date": "2020-01-06", "time": at, "place_note": place_note, "duration_minutes": 90})
     assert run_once(launched.flow_run_id).state.state_details.pause_key == "schedule-conference-1-2"  # type: ignore[union-attr]
     with registry.transaction() as session:
         invalid = session.scalars(select(AuditEntry).where(AuditEntry.action == "invalid-input")).all()

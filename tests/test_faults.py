@@ -29,15 +29,15 @@ import httpx
 import pytest
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
-from prefect.settings import PREFECT_API_URL, temporary_settings
 
 from registry import outbox
 from registry.db import Database
 from registry.loader import SAMPLE_PATH, load_registry
 from registry.models import OutboxMessage
-from tests.stackrun import free_port, kill_worker_and_wait_for_the_new_one, start, stop, wait_ready
-from yeongye import recovery, steering
+from tests.stackrun import free_port, kill_worker_and_wait_for_the_new_one, prefect_http, start, stop, wait_ready
+from yeongye import prefect_api, recovery, steering
 from yeongye.mailcapture import MailCapture, read_captured
+from yeongye.settings import Settings
 
 pytestmark = [pytest.mark.stack, pytest.mark.slow, pytest.mark.timeout(1800)]
 
@@ -101,9 +101,9 @@ def _remaining(plans: Path, ref: str) -> int:
     return int((plans / ref).read_text())
 
 
-def _failed_runs(api: str) -> list[str]:
+def _failed_runs(api: httpx.Client) -> list[str]:
     body = {"flow_runs": {"state": {"type": {"any_": ["FAILED"]}}}}
-    return [run["name"] for run in httpx.post(f"{api}/flow_runs/filter", json=body, timeout=10).json()]
+    return [run["name"] for run in api.post("/flow_runs/filter", json=body).json()]
 
 
 def test_kill_smtp_outage_server_and_worker_restarts(stack_dir: Path) -> None:
@@ -125,9 +125,9 @@ def test_kill_smtp_outage_server_and_worker_restarts(stack_dir: Path) -> None:
     proc = start(data_dir, prefect_port, smtp_port, output, extra)
     try:
         info = wait_ready(proc, data_dir, output)
-        api = info["prefect_api_url"]
+        api = prefect_http(data_dir)
         db = Database(info["database_url"])
-        with temporary_settings({PREFECT_API_URL: api}):
+        with prefect_api.connected(Settings(data_dir=data_dir), info["prefect_api_url"]):
             load_registry(db, SAMPLE_PATH)
 
             # Calibration: how many task boundaries do the first two executions of a case have?
@@ -197,7 +197,7 @@ def test_kill_smtp_outage_server_and_worker_restarts(stack_dir: Path) -> None:
             deadline = time.monotonic() + 120
             while True:
                 try:
-                    if httpx.get(f"{api}/health", timeout=2).status_code == 200:
+                    if api.get("/health", timeout=2).status_code == 200:
                         break
                 except httpx.HTTPError:
                     pass

@@ -24,7 +24,7 @@ from typer.testing import CliRunner
 
 from flows.hoarding.flow import hoarding
 from flows.mental_health.emergency import emergency_admission
-from registry import calendar, cases, links
+from registry import calendar, cases, links, notes
 from registry.db import Database
 from registry.escalation import TIMED_OUT, Escalation
 from registry.models import Agency, Approval, AuditEntry, Case, OutboxMessage, Referral
@@ -40,6 +40,9 @@ from yeongye.mailcapture import MailCapture, read_captured
 from yeongye.settings import get_settings
 
 runner = CliRunner()
+
+
+NOT_AWAITED = "지금 이 링크의 답변을 기다리고 있지 않습니다"  # the answer page's 409 text
 
 
 def _link(base: str, case_ref: str, referral_id: int, purpose: str = "done") -> str:
@@ -113,7 +116,8 @@ def test_a_link_answers_only_its_own_referral(
     before = _snapshot(registry, ref)
     refused = httpx.post(_link(answer_server, ref, stray), data={"reason": "완료"}, timeout=60)
     assert refused.status_code == 409 and "답변을 기록하지 못했습니다" in refused.text
-    assert "cleaning" in refused.text
+    # The public page says only that this link is not awaited: no step, agency or wait is named.
+    assert NOT_AWAITED in refused.text and "cleaning" not in refused.text
     assert _snapshot(registry, ref) == before
 
     # The 관리사무소 declines and none other is left: the coordinator is asked to name one.
@@ -128,7 +132,7 @@ def test_a_link_answers_only_its_own_referral(
     before = _snapshot(registry, ref)
     link = _link(answer_server, ref, cc1.id)
     refused = httpx.post(link, data={"reason": "방문 완료"}, timeout=60)
-    assert refused.status_code == 409 and reroute_key in refused.text
+    assert refused.status_code == 409 and NOT_AWAITED in refused.text and reroute_key not in refused.text
     assert _snapshot(registry, ref) == before
     # Neither can an agency's answer at the command line.
     agency_cli = runner.invoke(app, ["respond", ref, "--agency", "gaon-cc-1", "--status", "completed"])
@@ -185,7 +189,7 @@ def test_a_decision_names_who_took_it_and_no_link_answers_it(
     stray = _open_stray_referral(registry, ref, "cleaning", "gaon-cleancoop-1")
     before = _snapshot(registry, ref)
     refused = httpx.post(_link(answer_server, ref, stray), timeout=60)
-    assert refused.status_code == 409 and "decision-doctor-consent-1" in refused.text
+    assert refused.status_code == 409 and NOT_AWAITED in refused.text and "doctor" not in refused.text
     # Without a name, a decision is refused at the command line and in steering; nothing changes.
     unnamed = runner.invoke(app, ["approve", ref])
     assert unnamed.exit_code == 2 and "--by" in unnamed.output, unnamed.output
@@ -257,23 +261,24 @@ def test_bad_input_is_refused_at_every_door_and_the_case_keeps_waiting(
         result = runner.invoke(app, args)
         assert result.exit_code == 2 and says in result.output, result.output
 
-    # The same form sent straight to Prefect is refused on the server by the form's schema.
+    # The same form sent straight to Prefect is refused on the server by the form's schema: it takes
+    # a note's number, never text.
     wait = steering.current_wait(registry, ref)
     for reason in ("방문\x00불가", too_long):
         with pytest.raises(steering.SteeringError, match="재개할 수 없습니다"):
-            steering._resume(wait, {"agency_id": "gaon-cc-1", "status": "rejected", "reason": reason})
+            steering._resume(wait, {"agency_id": "gaon-cc-1", "status": "rejected", "reason_note": reason})
     assert _snapshot(registry, ref) == before
     assert _pause_key(run) == "answer-assessment-1"
 
-    # A value the database refuses while an answer is recorded is invalid input: audited, asked again.
+    # A note number typed into the Prefect form that is not this case's reason: audited, asked again.
+    with registry.transaction() as session:
+        case = cases.find_case(session, ref)
+        place = notes.write(session, case, kind=notes.PLACE, text="회의실", by=case.coordinator_id)
     recorded = record_answer.fn(  # type: ignore[attr-defined]
-        ref, "assessment", "gaon-cc-1", "rejected", "방문\x00불가", "answer-assessment-1"
+        ref, "assessment", "gaon-cc-1", "rejected", place, "answer-assessment-1"
     )
-    if registry.url.startswith("postgresql"):
-        assert recorded == "invalid" and _invalid_inputs(registry) == ["answer-assessment-1"]
-        assert _referral(registry, ref, "assessment", "gaon-cc-1").status == "requested"
-    else:  # SQLite keeps the byte; only PostgreSQL refuses it
-        assert recorded == "rejected"
+    assert recorded == "invalid" and _invalid_inputs(registry) == ["answer-assessment-1"]
+    assert _referral(registry, ref, "assessment", "gaon-cc-1").status == "requested"
 
 
 def test_a_form_the_flow_cannot_load_is_asked_again(

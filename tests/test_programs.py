@@ -99,7 +99,7 @@ def _resident(db: Database, ref: str) -> Resident:
 
 
 def test_mind_health_monthly_run_through_the_cli_recruits_isolated_first_and_reports_counts(
-    prefect_server: None, registry: Database, mail: MailCapture, results_dir: Path
+    prefect_server: None, registry: Database, mail: MailCapture, results_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     program.to_deployment(name=program.name).apply()
     output = _cli("launch", "program", "--complex", "D", "--kind", "mind-health", "--sessions", "2")
@@ -175,6 +175,7 @@ def test_mind_health_monthly_run_through_the_cli_recruits_isolated_first_and_rep
     assert markdown.startswith(f"# {case_ref} · 마음건강 교육 (mind-health education) 결과 보고")
     assert "참여 (enrolled): 2명" in markdown
 
+    monkeypatch.setenv("YEONGYE_STAFF", "coord-d")  # the roster shows names and phones: a named reader
     shown = _cli("program", "show", case_ref)  # the coordinator's view, closed or not
     assert "마음건강 교육 (mind-health education)" in shown and "gaon-mhwc-1" in shown
     roster = json.loads(_cli("program", "show", case_ref, "--json"))

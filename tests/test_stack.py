@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import smtplib
 import socket
+import stat
 import time
 from email.message import EmailMessage
 from pathlib import Path
@@ -23,6 +24,7 @@ from tests.stackrun import (
     cli,
     free_port,
     kill_worker_and_wait_for_the_new_one,
+    prefect_http,
     stack_processes,
     start,
     stop,
@@ -38,6 +40,12 @@ def test_stack_up_down_and_again(stack_dir: Path) -> None:
     data_dir = tmp_path = stack_dir
     prefect_port, smtp_port = free_port(), free_port()
 
+    # What an earlier version left: a data directory and a mail copy readable by everyone.
+    data_dir.chmod(0o755)
+    (data_dir / "mail").mkdir(mode=0o755)
+    (data_dir / "mail" / "old-note.txt").write_text("Subject: old\n\n")
+    (data_dir / "mail" / "old-note.txt").chmod(0o644)
+
     # First start: initdb, create databases, migrate registry and Prefect.
     output = tmp_path / "up-1.out"
     started = time.monotonic()
@@ -50,9 +58,12 @@ def test_stack_up_down_and_again(stack_dir: Path) -> None:
         assert info["smtp_port"] == smtp_port and info["pid"] == proc.pid
         assert httpx.get(info["ui_url"], timeout=10).status_code == 200  # UI is served
 
+        # The Prefect API refuses whoever does not present the stack's auth string.
+        assert httpx.post(f"{info['prefect_api_url']}/flow_runs/filter", json={}, timeout=10).status_code == 401
+        api = prefect_http(data_dir)
+
         # Something in the Prefect database, to find again after the restart.
-        api = info["prefect_api_url"]
-        response = httpx.post(f"{api}/variables/", json={"name": "stack_test", "value": "첫 실행"}, timeout=10)
+        response = api.post("/variables/", json={"name": "stack_test", "value": "첫 실행"})
         assert response.status_code == 201, response.text
 
         # The capture server keeps mail.
@@ -65,32 +76,40 @@ def test_stack_up_down_and_again(stack_dir: Path) -> None:
             smtp.send_message(message)
         assert [m.subject for m in read_captured(data_dir / "mail")] == ["스택 메일 확인"]
 
+        # Nothing under the data directory is open to other users of the machine, not even what an
+        # earlier version left readable (PostgreSQL's socket is guarded by its 0700 directory).
+        loose = [
+            f"{path.relative_to(data_dir)} {path.stat().st_mode & 0o777:o}"
+            for path in [data_dir, *data_dir.rglob("*")]
+            if not path.is_symlink() and not stat.S_ISSOCK(path.stat().st_mode) and path.stat().st_mode & 0o077
+        ]
+        assert loose == []
+        assert (data_dir / "prefect-auth").stat().st_mode & 0o777 == 0o600
+
         running = stack_processes(data_dir)
         names = " ".join(" ".join(p.info["cmdline"] or []) for p in running)
         assert "postgres" in names and "prefect server start" in names and "yeongye.worker" in names
 
         # The deadline sweep is deployed on an hourly schedule, and `yeongye deadlines` runs it now.
-        sweep = httpx.get(f"{api}/deployments/name/deadlines/deadlines", timeout=10).json()
+        sweep = api.get("/deployments/name/deadlines/deadlines").json()
         assert [(s["schedule"]["cron"], s["schedule"]["timezone"]) for s in sweep["schedules"]] == [
             ("0 8-20 * * *", "Asia/Seoul")
         ]
         # The scheduler gives scheduled deployments upcoming runs (it failed every minute with
         # SQLAlchemy 2.1), and one runs by itself: every minute for this test, checked below.
-        every_minute = httpx.post(
-            f"{api}/deployments/{sweep['id']}/schedules", json=[{"schedule": {"interval": 60}}], timeout=10
-        )
+        every_minute = api.post(f"/deployments/{sweep['id']}/schedules", json=[{"schedule": {"interval": 60}}])
         assert every_minute.status_code == 201, every_minute.text
-        detection_id = httpx.get(f"{api}/deployments/name/detection-sweep/detection-sweep", timeout=10).json()["id"]
+        detection_id = api.get("/deployments/name/detection-sweep/detection-sweep").json()["id"]
         deadline = time.monotonic() + 90
         while not (auto_runs(api, sweep["id"], "SCHEDULED") and auto_runs(api, detection_id, "SCHEDULED")):
             assert time.monotonic() < deadline, "the scheduler created no runs"
             time.sleep(1)
-        detection = httpx.get(f"{api}/deployments/name/detection-sweep/detection-sweep", timeout=10).json()
+        detection = api.get("/deployments/name/detection-sweep/detection-sweep").json()
         assert detection["parameters"]["path"] == f"{data_dir}/signals/latest.csv"
         yeongye = cli(data_dir, prefect_port, smtp_port)
         sweep_run = yeongye("deadlines").strip().rsplit("/", 1)[-1]
         deadline = time.monotonic() + 90
-        while (state := httpx.get(f"{api}/flow_runs/{sweep_run}", timeout=10).json()["state"]["type"]) != "COMPLETED":
+        while (state := api.get(f"/flow_runs/{sweep_run}").json()["state"]["type"]) != "COMPLETED":
             assert state not in ("FAILED", "CRASHED") and time.monotonic() < deadline, state
             time.sleep(1)
 
@@ -130,7 +149,7 @@ def test_stack_up_down_and_again(stack_dir: Path) -> None:
             assert time.monotonic() < deadline, auto_runs(api, sweep["id"], "SCHEDULED")[:1]
             time.sleep(2)
         for schedule in every_minute.json():
-            httpx.delete(f"{api}/deployments/{sweep['id']}/schedules/{schedule['id']}", timeout=10)
+            api.delete(f"/deployments/{sweep['id']}/schedules/{schedule['id']}")
         assert "InvalidRequestError" not in (data_dir / "logs" / "prefect-server.log").read_text()
 
         # A worker killed outright is replaced, and the new one runs a case launched afterwards.
@@ -149,7 +168,7 @@ def test_stack_up_down_and_again(stack_dir: Path) -> None:
     try:
         info = wait_ready(proc, data_dir, output)
         second_ready = time.monotonic() - started
-        variable = httpx.get(f"{info['prefect_api_url']}/variables/name/stack_test", timeout=10)
+        variable = prefect_http(data_dir).get("/variables/name/stack_test")
         assert variable.status_code == 200 and variable.json()["value"] == "첫 실행"
         assert "데이터베이스 생성" not in output.read_text()
         assert "스택 메일 확인" in [m.subject for m in read_captured(data_dir / "mail")]

@@ -18,12 +18,11 @@ import threading
 from collections.abc import Callable
 
 import httpx
-from prefect.settings import PREFECT_API_URL, temporary_settings
 
 from registry.calendar import SystemClock
 from registry.db import Database
 from tasks.mailer import Sender
-from yeongye import recovery
+from yeongye import prefect_api, recovery
 from yeongye.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -80,7 +79,7 @@ def outbox_relay(db: Database, settings: Settings) -> Periodic:
 
 def case_recovery(db: Database, settings: Settings, api_url: str) -> Periodic:
     def repair() -> list[str]:
-        with temporary_settings({PREFECT_API_URL: api_url}):
+        with prefect_api.connected(settings, api_url):
             findings = recovery.examine(db, repair=True, automatic=True)
         # What needs a person is listed by `yeongye doctor`; logging it every round would bury the rest.
         return [f"{f.case_ref} {f.problem} repaired" for f in findings if f.action == "repaired"]

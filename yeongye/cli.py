@@ -9,24 +9,27 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import typer
-from prefect.settings import PREFECT_API_URL, temporary_settings
+from prefect.settings import PREFECT_API_URL
 from rich.console import Console
 from rich.table import Table
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
+from registry import audit as trail
 from registry import calendar, cases, deadlines, detection, jobs, outbox, programs
 from registry.db import Database
 from registry.loader import SAMPLE_PATH, RegistryLoadError, load_registry
-from registry.models import Case, HolidayOverride, Resident
+from registry.models import AuditEntry, Case, HolidayOverride, Resident, Staff
 from registry.text import ID_MAX, clean_text
 from registry.timeline import case_timeline
-from yeongye import steering
+from yeongye import prefect_api, steering
 from yeongye.mailcapture import read_captured
 from yeongye.settings import RegistryUnavailable, Settings, get_settings
 
@@ -35,6 +38,14 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
 )
+
+
+@app.callback()
+def _private_files() -> None:
+    """Whatever a command writes (a SQLite registry, an export) is readable by its owner only."""
+    os.umask(0o077)
+
+
 registry_app = typer.Typer(help="기관·단지·입주민 등록부 / the registry", no_args_is_help=True)
 app.add_typer(registry_app, name="registry")
 conference_app = typer.Typer(help="통합사례회의: 일정, 회의 결과·역할 / case conferences", no_args_is_help=True)
@@ -53,6 +64,48 @@ errors = Console(stderr=True)
 def _fail(message: str) -> typer.Exit:
     errors.print(f"[bold red]오류 (error):[/] {message}", highlight=False)
     return typer.Exit(code=2)
+
+
+STAFF_ENV = "YEONGYE_STAFF"
+# Who the CLI acts as when nothing says so, for acts that need no named person (a sweep, a load).
+UNNAMED_ACTOR = "cli"
+
+
+def _actor(by: str = "", *, required: bool = True) -> str:
+    """Who is at the keyboard, until staff log-in exists: ``--by`` where a command has it, else
+    ``YEONGYE_STAFF``. The one place the CLI learns it, so log-in can replace it later.
+
+    A command that shows personal data requires it (PIPA: every access names the person who
+    read); others get "" and decide themselves what an unnamed act is recorded as.
+    """
+    actor = by.strip() or os.environ.get(STAFF_ENV, "").strip()
+    if actor:
+        try:
+            return clean_text(actor, "--by" if by.strip() else STAFF_ENV, ID_MAX)
+        except cases.CaseError as error:
+            raise _fail(str(error)) from None
+    if required:
+        raise _fail(
+            f"개인정보를 보려면 열람하는 직원을 밝혀야 합니다: {STAFF_ENV}=<직원 ID> 로 설정하십시오 "
+            f"(personal data is shown only to a named member of staff: set {STAFF_ENV}=<staff id>)"
+        )
+    return ""
+
+
+def _reader(session: Session, purpose: str) -> tuple[str, str]:
+    """The registered member of staff about to read personal data, and the purpose they gave."""
+    actor = _actor()
+    if session.get(Staff, actor) is None:
+        raise _fail(f"{STAFF_ENV}: 직원 '{actor}'가 등록부에 없습니다 (unknown staff id; see the registry's staff)")
+    try:
+        return actor, clean_text(purpose, "--purpose", 128)
+    except cases.CaseError as error:
+        raise _fail(str(error)) from None
+
+
+_PURPOSE_HELP = "열람 목적, 감사 기록에 남음 / purpose of reading, kept in the audit trail: " + ", ".join(
+    f"{code} ({label})" for code, label in trail.PURPOSES.items()
+)
 
 
 def _database(settings: Settings) -> Database:
@@ -74,7 +127,7 @@ def _prefect(settings: Settings) -> Iterator[None]:
     An API URL already configured for Prefect (environment or profile) wins over the default port.
     """
     url = settings.stack_info().get("prefect_api_url") or PREFECT_API_URL.value() or settings.prefect_api_url
-    with temporary_settings({PREFECT_API_URL: url}):
+    with prefect_api.connected(settings, url):
         yield
 
 
@@ -103,7 +156,7 @@ def up(
         if demo:
             db = Database(info.registry_url)
             load_registry(db, SAMPLE_PATH)
-            with temporary_settings({PREFECT_API_URL: info.api_url}):
+            with prefect_api.connected(settings, info.api_url):
                 launched = steering.launch(db, intervention="hoarding", complex_code="D", resident_ref="R-D-001")
             console.print(
                 f"예시 사례 시작 (demo case): {launched.case_ref} → {info.ui_url}/runs/flow-run/{launched.flow_run_id}"
@@ -131,7 +184,7 @@ def load(path: Path = typer.Argument(..., exists=True, dir_okay=False, help="JSO
 def _load(path: Path) -> None:
     settings = get_settings()
     try:
-        report = load_registry(_database(settings), path)
+        report = load_registry(_database(settings), path, actor=_actor(required=False) or UNNAMED_ACTOR)
     except RegistryLoadError as error:
         raise _fail(f"{path}: 등록부를 싣지 못했습니다; 아무것도 쓰지 않았습니다 (nothing written)\n{error}") from None
     console.print(
@@ -371,13 +424,22 @@ def program_attend(
 def program_show(
     ref: str = typer.Argument(..., help="프로그램 사례 번호 / programme case reference"),
     as_json: bool = typer.Option(False, "--json"),
+    purpose: str = typer.Option("case-work", "--purpose", help=_PURPOSE_HELP),
 ) -> None:
-    """초대·참여 입주민(개인정보: 등록부 안에서만)과 회기별 출석 / roster and sessions."""
+    """초대·참여 입주민(개인정보: 등록부 안에서만; 열람은 감사 기록에 남음)과 회기별 출석 / roster and sessions.
+
+    열람하는 직원은 YEONGYE_STAFF 로 밝힙니다 (the reader is named by YEONGYE_STAFF).
+    """
     db = _database(get_settings())
     try:
         with db.transaction() as session:
+            actor, purpose = _reader(session, purpose)
             case = programs.program_case(session, ref, open_only=False)
             report, roster = programs.summary(session, case), programs.roster(session, case)
+            for person in roster:
+                trail.record_read(
+                    session, actor=actor, resident_ref=str(person["ref"]), purpose=purpose, what=f"program-roster {ref}"
+                )
     except cases.CaseError as error:
         raise _fail(str(error)) from None
     if as_json:
@@ -429,7 +491,7 @@ def approve(
                 ref,
                 approved=not reject,
                 reason=reason,
-                by=by,
+                by=_actor(by, required=False),
                 signer="guardian" if guardian else "resident",
             )
     except (steering.SteeringError, cases.CaseError) as error:
@@ -515,10 +577,15 @@ def jobs_facts(
 def residents(
     complex_code: str | None = typer.Option(None, "--complex", help="단지 코드로 거르기"),
     as_json: bool = typer.Option(False, "--json"),
+    purpose: str = typer.Option("case-work", "--purpose", help=_PURPOSE_HELP),
 ) -> None:
-    """등록된 입주민 (개인정보: 등록부 안에서만) / residents in the registry."""
+    """등록된 입주민 (개인정보: 등록부 안에서만; 열람은 감사 기록에 남음) / residents in the registry.
+
+    열람하는 직원은 YEONGYE_STAFF 로 밝힙니다 (the reader is named by YEONGYE_STAFF).
+    """
     db = _database(get_settings())
     with db.transaction() as session:
+        actor, purpose = _reader(session, purpose)
         query = select(Resident).order_by(Resident.ref)
         if complex_code:
             query = query.where(Resident.complex_code == complex_code)
@@ -535,6 +602,8 @@ def residents(
             }
             for r in session.scalars(query)
         ]
+        for row in rows:
+            trail.record_read(session, actor=actor, resident_ref=str(row["ref"]), purpose=purpose, what="residents")
     if as_json:
         return _print_json(rows)
     table = Table("참조 ref", "단지", "이름 name", "동", "호", "전화 phone", "출생 born", "독거 alone")
@@ -593,7 +662,9 @@ def run_sweep(
     settings = get_settings()
     db = _database(settings)
     try:
-        report = detection.sweep(db, file, now=calendar.SystemClock().now(), actor="cli")
+        report = detection.sweep(
+            db, file, now=calendar.SystemClock().now(), actor=_actor(required=False) or UNNAMED_ACTOR
+        )
     except detection.SweepFileError as error:
         problems = "\n".join(error.problems)
         raise _fail(f"{file.name}: 파일을 들여오지 않았습니다 (nothing imported)\n{problems}") from None
@@ -641,8 +712,118 @@ def holiday(
         raise _fail(f"day: '{day}'는 YYYY-MM-DD 날짜가 아닙니다 (not a date)") from None
     db = _database(get_settings())
     with db.transaction() as session:
+        before = session.get(HolidayOverride, date)
+        previous = {"name": before.name, "holiday": before.holiday} if before else None
         session.merge(HolidayOverride(day=date, name=name, holiday=not working_day))
+        # Business-day deadlines (legal ones among them) move with it: who moved them is recorded.
+        trail.record(
+            session,
+            actor=_actor(required=False) or UNNAMED_ACTOR,
+            action="holiday-override",
+            day=date.isoformat(),
+            name=name,
+            holiday=not working_day,
+            previous=previous,
+        )
     console.print(f"{date.isoformat()} {name}: {'근무일 (working day)' if working_day else '공휴일 (holiday)'}")
+
+
+@app.command("audit")
+def audit_command(
+    resident: str = typer.Option("", "--resident", help="입주민 참조번호 / resident reference, e.g. R-D-001"),
+    verify: bool = typer.Option(
+        False, "--verify", help="해시 체인 검증, 변조 시 종료 코드 1 / check the hash chain, exit 1 if tampered"
+    ),
+    purpose: str = typer.Option("audit-review", "--purpose", help=_PURPOSE_HELP),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """감사 기록: 입주민에 관한 열람·제공·결정 전부(언제, 누가, 무엇을, 어떤 근거·목적으로), 또는 체인 검증.
+
+    (the audit trail: every read, disclosure and decision concerning a resident, or --verify)
+    """
+    if bool(resident) == verify:
+        raise _fail("--resident / --verify: 둘 중 하나만 주십시오 (give exactly one of --resident and --verify)")
+    db = _database(get_settings())
+    if verify:
+        with db.transaction() as session:
+            verdict = trail.verify(session)
+        if as_json:
+            _print_json(
+                {
+                    "ok": verdict.ok,
+                    "rows": verdict.rows,
+                    "bad_row": verdict.bad_id,
+                    "problem": verdict.problem,
+                    "head": verdict.last_hash if verdict.ok else None,
+                }
+            )
+        elif verdict.ok:
+            console.print(f"감사 기록 체인 정상 (audit chain intact): {verdict.rows}건 (rows)")
+        else:
+            errors.print(f"[bold red]감사 기록 변조 (audit trail tampered):[/] {verdict.problem}", highlight=False)
+        if not verdict.ok:
+            raise typer.Exit(code=1)
+        return
+    try:
+        ref = clean_text(resident, "--resident", ID_MAX)
+    except cases.CaseError as error:
+        raise _fail(str(error)) from None
+    with db.transaction() as session:
+        # Who did what to a resident is itself personal data: reading it is a read like any other.
+        actor, purpose = _reader(session, purpose)
+        entries = trail.for_resident(session, ref)
+        case_refs = dict(
+            session.execute(select(Case.id, Case.ref).where(Case.id.in_({e.case_id for e in entries if e.case_id})))
+            .tuples()
+            .all()
+        )
+        rows = [_audit_row(entry, case_refs.get(entry.case_id or 0)) for entry in entries]
+        trail.record_read(session, actor=actor, resident_ref=ref, purpose=purpose, what="audit-trail")
+    if as_json:
+        return _print_json(rows)
+    table = Table(
+        "시각 when (Asia/Seoul)",
+        "누가 who",
+        "무엇 what",
+        "근거·목적 basis/purpose",
+        "사례 case",
+        title=f"{ref}: 열람·제공·결정 기록 (reads, disclosures, decisions)",
+    )
+    for row in rows:
+        table.add_row(row["at"][:19].replace("T", " "), row["actor"], row["what"], row["basis"], row["case"] or "-")
+    console.print(table)
+    if not rows:
+        console.print("기록 없음 (no entries)")
+
+
+def _audit_row(entry: AuditEntry, case_ref: str | None) -> dict[str, Any]:
+    """One audit row as a person reads it: Seoul time, the act in words, its basis or purpose."""
+    detail: dict[str, Any] = dict(entry.detail or {})
+    if entry.action == "read":
+        what = f"{trail.action_label('read')}: {detail.get('what', '')}"
+    else:
+        shown = ", ".join(f"{k}={v}" for k, v in detail.items() if k not in ("basis", "reason") and v not in ("", None))
+        what = trail.action_label(entry.action) + (f": {shown}" if shown else "")
+    if entry.purpose:
+        basis = trail.purpose_label(entry.purpose)
+    elif detail.get("basis"):
+        basis = f"근거 (basis): {detail['basis']}"
+    elif detail.get("reason"):
+        basis = f"사유 (reason): {detail['reason']}"
+    else:
+        basis = "-"
+    return {
+        "id": entry.id,
+        "at": trail.utc(entry.at).astimezone(calendar.SEOUL).isoformat(timespec="seconds"),
+        "actor": entry.actor,
+        "action": entry.action,
+        "what": what,
+        "basis": basis,
+        "purpose": entry.purpose,
+        "case": case_ref,
+        "resident": entry.resident_ref,
+        "detail": detail,
+    }
 
 
 @app.command()

@@ -66,6 +66,19 @@ class Settings(BaseSettings):
         default=None, description="Base address of that page in emails. Unset: http://127.0.0.1:<answer_port>."
     )
     link_valid_days: int = Field(default=14, description="Days an answer link stays good after the due date.")
+    allow_http_public_url: bool = Field(
+        default=False,
+        description="Let the answer page start with a non-loopback http:// public_url (links sent unencrypted).",
+    )
+    link_old_keys_dir: Path | None = Field(
+        default=None,
+        description="Directory of retired link keys that still verify. Unset: <data_dir>/link-secret.old.",
+    )
+    answer_rate_window: float = Field(default=60.0, gt=0, description="Seconds of the answer page's rate windows.")
+    answer_rate_per_address: int = Field(
+        default=60, ge=1, description="Requests one client address may make to the answer page per window."
+    )
+    answer_rate_per_link: int = Field(default=10, ge=1, description="Requests one answer link may make per window.")
     language: Literal["ko", "en"] = "ko"
     work_pool: str = "yeongye"
     worker_limit: int = Field(default=8, description="Flow runs one worker executes at once.")
@@ -112,6 +125,11 @@ class Settings(BaseSettings):
         )
 
     @property
+    def prefect_auth_file(self) -> Path:
+        """The stack's Prefect API auth string (yeongye.prefect_api), mode 0600."""
+        return self.data_dir / "prefect-auth"
+
+    @property
     def stack_file(self) -> Path:
         """Written by `yeongye up` while it runs, so other commands find its databases."""
         return self.data_dir / "stack.json"
@@ -155,6 +173,11 @@ class Settings(BaseSettings):
     @property
     def link_secret_file(self) -> Path:
         return self.data_dir / "link-secret"
+
+    @property
+    def link_old_keys(self) -> Path:
+        """Retired link keys: each file in it still verifies the links it signed, until it is deleted."""
+        return self.link_old_keys_dir or self.data_dir / "link-secret.old"
 
     @property
     def answer_base_url(self) -> str:

@@ -46,7 +46,8 @@ from typing import Any
 import httpx
 
 from registry.db import Database
-from yeongye.answers import AnswerServer, create_app
+from yeongye import prefect_api
+from yeongye.answers import AnswerServer, InsecurePublicURL, check_public_url, create_app
 from yeongye.background import case_recovery, outbox_relay
 from yeongye.databases import start_databases
 from yeongye.processes import (
@@ -102,7 +103,7 @@ def run_stack(
     stopper = Stopper(stop_event or threading.Event())
     stopper.install()
     try:
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        keep_private(settings)
         with _exclusive(settings), contextlib.ExitStack() as stack:
             try:
                 _start_and_wait(settings, stack, stopper, on_ready)
@@ -114,6 +115,23 @@ def run_stack(
         log.info("스택이 종료되었습니다 (stack stopped)")
     finally:
         stopper.restore()
+
+
+def keep_private(settings: Settings) -> None:
+    """Files of residents' data are the owner's alone: umask 077 here and in every child, and
+    whatever an earlier version left readable to others (directories 0755, files 0644) narrowed.
+
+    The data directory holds the embedded databases, mail copies with names and addresses, flow
+    results and the stack's secrets; a shared machine's other users must not read any of it.
+    """
+    os.umask(0o077)
+    settings.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    for path in [settings.data_dir, *settings.data_dir.rglob("*")]:
+        if path.is_symlink():
+            continue
+        mode = path.stat().st_mode & 0o777
+        if mode & 0o077:
+            path.chmod(mode & 0o700)
 
 
 def _start_and_wait(
@@ -135,7 +153,14 @@ def _start_and_wait(
     # A restarted child has a new pid, which the orphan cleanup of the next `up` must know.
     supervisor = Supervisor(on_restart=lambda _: record_children(children_file, children))
 
-    # b. databases
+    # a. a public answer address over plain http (not loopback) is refused before anything starts
+    try:
+        check_public_url(settings)
+    except InsecurePublicURL as error:
+        raise StackError(str(error)) from error
+
+    # b. databases, and the password every client of the Prefect server presents
+    prefect_api.ensure_auth_string(settings)
     databases = start_databases(settings, stack)
     stopper.checkpoint()
 
@@ -339,7 +364,7 @@ def _wait_for_worker(stopper: Stopper, worker: Child, settings: Settings, since:
     """Wait until the worker heartbeats to the pool, so 'ready' means runs will be picked up."""
     url = f"{settings.prefect_api_url}/work_pools/{settings.work_pool}/workers/filter"
     deadline = time.monotonic() + WORKER_READY_TIMEOUT
-    with httpx.Client(timeout=5.0) as client:
+    with httpx.Client(timeout=5.0, auth=_basic_auth(settings)) as client:
         while True:
             if not worker.alive():
                 raise worker.failure(f"Prefect 워커가 종료되었습니다, 코드 {worker.proc.returncode} (worker exited)")
@@ -356,6 +381,14 @@ def _wait_for_worker(stopper: Stopper, worker: Child, settings: Settings, since:
                 )
                 return
             stopper.sleep(0.5)
+
+
+def _basic_auth(settings: Settings) -> httpx.BasicAuth | None:
+    value = prefect_api.auth_string(settings)
+    if value is None:
+        return None
+    user, _, password = value.partition(":")
+    return httpx.BasicAuth(user, password)
 
 
 def _write_stack_file(settings: Settings, content: dict[str, Any]) -> None:
@@ -386,6 +419,7 @@ def prefect_env(settings: Settings) -> dict[str, str]:
             "PREFECT_API_URL": api_url,
             "PREFECT_HOME": str(_prefect_home(settings)),
             "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+            **prefect_api.client_env(settings),
         }
     )
     return env
@@ -400,6 +434,8 @@ def _server_env(settings: Settings, prefect_database_url: str) -> dict[str, str]
             "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
             "PREFECT_UI_ENABLED": "true",
             "PREFECT_API_URL": settings.prefect_api_url,
+            "PREFECT_SERVER_API_AUTH_STRING": prefect_api.ensure_auth_string(settings),
+            **prefect_api.client_env(settings),
         }
     )
     return env
@@ -434,6 +470,7 @@ def worker_env(settings: Settings, registry_url: str) -> dict[str, str]:
             # prefect.yaml's pull step is `set_working_directory: {{ $YEONGYE_PROJECT_DIR }}`,
             # resolved in each flow-run process from this environment.
             "YEONGYE_PROJECT_DIR": str(PROJECT_ROOT),
+            **prefect_api.client_env(settings),
         }
     )
     return env

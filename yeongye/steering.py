@@ -6,6 +6,10 @@ A case waits on one pause key at a time; its first word says which form it expec
 built by the form's own model, so the flow records the answer itself; the two ways of answering
 cannot diverge. Each input acts only in its own name: an agency's answer resumes only the wait for
 its own referral, a decision names who took it, and naming the next agency is the coordinator's.
+
+Free text (a reason, a conference's place) never goes to Prefect, which keeps every run input: it
+is written to a registry note (``registry.notes``) just before the run is resumed, and the input
+carries the note's number.
 """
 
 from __future__ import annotations
@@ -24,11 +28,11 @@ from prefect.input.actions import read_flow_run_input
 from prefect.input.run_input import keyset_from_paused_state
 from pydantic import ValidationError
 
-from registry import cases, conferences, detection, programs
+from registry import cases, conferences, detection, notes, programs
 from registry.calendar import SystemClock
 from registry.db import Database
 from registry.models import Agency, Referral
-from registry.text import ID_MAX, MINUTES_MAX, TextError, clean_text
+from registry.text import ID_MAX, MINUTES_MAX, PLACE_MAX, REASON_MAX, TextError, clean_text
 from registry.timeline import case_timeline
 from tasks import waits
 from tasks.runtime import business_calendar
@@ -232,11 +236,13 @@ _OPTIONS = {
     "agency_id": "--agency",
     "status": "--status",
     "reason": "--reason",
+    "reason_note": "--reason",
     "outcome": "--outcome",
     "decided_by": "--by",
     "date": "--date",
     "time": "--time",
     "place": "--place",
+    "place_note": "--place",
     "duration_minutes": "--duration",
     "roles": "--role",
 }
@@ -268,6 +274,34 @@ def _input(form: type[RunInput], **values: Any) -> dict[str, Any]:
         raise SteeringError(f"{_OPTIONS.get(field, field)}: {why}") from None
 
 
+def _checked(text: str, option: str, max_len: int, *, multiline: bool) -> str:
+    """``text`` if it is fit to store (``registry.text``), else a ``SteeringError`` naming ``option``."""
+    try:
+        return clean_text(text, option, max_len, multiline=multiline)
+    except TextError as error:
+        raise SteeringError(f"{option}: {error.problem}") from None
+
+
+def _reason(text: str) -> str:
+    return _checked(text, "--reason", REASON_MAX, multiline=True)
+
+
+def _with_note(
+    db: Database, case_ref: str, run_input: dict[str, Any], field: str, kind: str, text: str, by: str | None = None
+) -> dict[str, Any]:
+    """``run_input`` with ``field`` set to a new note holding ``text`` (None when there is no text).
+
+    Called once everything else is checked, just before resuming: the note is written in the
+    name of ``by`` (None: the case's coordinator, whose own forms name no one).
+    """
+    if not text.strip():
+        return {**run_input, field: None}
+    with db.transaction() as session:
+        case = cases.find_case(session, case_ref)
+        note_id = notes.write(session, case, kind=kind, text=text, by=by or case.coordinator_id)
+    return {**run_input, field: note_id}
+
+
 def _resume(wait: Wait, run_input: dict[str, Any]) -> None:
     """Resume the run with ``run_input``, as far as the form it waits with has those fields.
 
@@ -295,15 +329,18 @@ def approve(
     decision without one is refused rather than taken to be the approver's. Consent is the
     coordinator's record of what the resident (or guardian) signed.
     """
+    reason = _reason(reason)
     wait = current_wait(db, case_ref)
     if not approved and not reason.strip():
         raise SteeringError("--reason: 반려·거부할 때는 사유를 입력해야 합니다 (a reason is required)")
     if wait.kind == "decision":
         if not by.strip():
             raise SteeringError("--by: 결정한 직원의 ID를 입력해야 합니다 (name who decides: --by STAFF_ID)")
-        _resume(wait, _input(waits.Decision, approved=approved, reason=reason, decided_by=by.strip()))
+        run_input = _input(waits.Decision, approved=approved, decided_by=by.strip())
+        _resume(wait, _with_note(db, case_ref, run_input, "reason_note", notes.REASON, reason, by.strip()))
     elif wait.kind == "consent":
-        _resume(wait, _input(waits.ConsentDecision, given=approved, signer=signer, written=True, reason=reason))
+        run_input = _input(waits.ConsentDecision, given=approved, signer=signer, written=True)
+        _resume(wait, _with_note(db, case_ref, run_input, "reason_note", notes.REASON, reason))
     else:
         raise _other_wait(case_ref, wait)
     return wait
@@ -315,7 +352,7 @@ def respond(db: Database, case_ref: str, *, agency_id: str, status: str, reason:
     A step whose result the flow branches on takes its ``outcome`` with "completed". An agency
     answers its own referral only: naming the next agency when none is left is ``reroute``.
     """
-    _check_answer(status, reason)
+    reason = _check_answer(status, reason)
     wait = current_wait(db, case_ref)
     if wait.kind != "answer":
         raise _other_wait(case_ref, wait)
@@ -327,7 +364,7 @@ def respond(db: Database, case_ref: str, *, agency_id: str, status: str, reason:
         referral = cases.find_referral(session, cases.find_case(session, case_ref), wait.step, agency_id)
         assert referral is not None  # the wait's agencies are its step's open referrals
         referral_id, outcomes = referral.id, list(referral.outcomes)
-    _answer(wait, agency_id, referral_id, outcomes, status, reason, outcome)
+    _answer(db, case_ref, wait, agency_id, referral_id, outcomes, status, reason, outcome)
     return wait
 
 
@@ -348,7 +385,7 @@ def answer_referral(
     not this answer's to give. The run input carries the referral's id, and the flow refuses it
     for any other referral, should the case have moved on meanwhile.
     """
-    _check_answer(status, reason)
+    reason = _check_answer(status, reason)
     with db.transaction() as session:
         referral = session.get(Referral, referral_id)
         if referral is None or referral.case_id != cases.find_case(session, case_ref).id:
@@ -360,30 +397,42 @@ def answer_referral(
             f"사례 {case_ref}는 지금 이 연계({step} · {agency_id})의 답변을 기다리지 않습니다 "
             f"(the case is not waiting for this referral's answer now: {wait.key})"
         )
-    _answer(wait, agency_id, referral_id, outcomes, status, reason, outcome)
+    _answer(db, case_ref, wait, agency_id, referral_id, outcomes, status, reason, outcome)
     return wait
 
 
-def _check_answer(status: str, reason: str) -> None:
+def _check_answer(status: str, reason: str) -> str:
+    """The answer's reason, checked with its status; a ``SteeringError`` naming the option otherwise."""
     if status not in cases.ANSWER_STATUSES:
         raise SteeringError(f"--status: {', '.join(cases.ANSWER_STATUSES)} 중 하나여야 합니다")
+    reason = _reason(reason)
     if status in cases.REASON_REQUIRED and not reason.strip():
         raise SteeringError("--reason: 거절할 때는 사유를 입력해야 합니다 (a reason is required)")
+    return reason
 
 
 def _answer(
-    wait: Wait, agency_id: str, referral_id: int, outcomes: list[str], status: str, reason: str, outcome: str
+    db: Database,
+    case_ref: str,
+    wait: Wait,
+    agency_id: str,
+    referral_id: int,
+    outcomes: list[str],
+    status: str,
+    reason: str,
+    outcome: str,
 ) -> None:
-    """Resume the answer wait with the agency-answer form, for one referral."""
+    """Resume the answer wait with the agency-answer form, for one referral; the reason is the agency's note."""
     if outcome and outcome not in outcomes or status == "completed" and outcomes and not outcome:
         raise SteeringError(
             f"--outcome: 이 연계의 결과는 {', '.join(outcomes) or '없음'} 중 하나입니다 "
             "(completed와 함께; with completed)"
         )
-    values: dict[str, Any] = {"agency_id": agency_id, "status": status, "reason": reason, "referral_id": referral_id}
+    values: dict[str, Any] = {"agency_id": agency_id, "status": status, "referral_id": referral_id}
     if outcomes:
         values["outcome"] = outcome
-    _resume(wait, _input(waits.answer_form(wait.agencies, tuple(outcomes)), **values))
+    run_input = _input(waits.answer_form(wait.agencies, tuple(outcomes)), **values)
+    _resume(wait, _with_note(db, case_ref, run_input, "reason_note", notes.REASON, reason, agency_id))
 
 
 def reroute(db: Database, case_ref: str, *, agency_id: str, reason: str = "") -> Wait:
@@ -392,10 +441,11 @@ def reroute(db: Database, case_ref: str, *, agency_id: str, reason: str = "") ->
     This is the coordinator's decision, and the flow records it as the case coordinator's: it is
     asked for explicitly, never taken from an agency's answer.
     """
+    reason = _reason(reason)
     wait = current_wait(db, case_ref)
     if wait.kind != "reroute":
         raise _other_wait(case_ref, wait)
-    run_input = _input(waits.RerouteDecision, agency_id=agency_id, reason=reason)
+    run_input = _input(waits.RerouteDecision, agency_id=agency_id)
     if agency_id:
         with db.transaction() as session:
             agency = session.get(Agency, agency_id)
@@ -403,7 +453,7 @@ def reroute(db: Database, case_ref: str, *, agency_id: str, reason: str = "") ->
                 raise SteeringError(
                     f"--agency: '{agency_id}'는 등록된 활동 기관이 아닙니다 (unknown or inactive agency)"
                 )
-    _resume(wait, run_input)
+    _resume(wait, _with_note(db, case_ref, run_input, "reason_note", notes.REASON, reason))
     return wait
 
 
@@ -416,9 +466,8 @@ def schedule_conference(
     and records it, as it does for the Prefect form. Moving the conference answers the outcome
     form with "reschedule", then fills in the schedule form the case comes back to.
     """
-    run_input = _input(
-        waits.ConferenceSchedule, date=date, time=time_of_day, place=place, duration_minutes=duration_minutes
-    )
+    place = _checked(place, "--place", PLACE_MAX, multiline=False)
+    run_input = _input(waits.ConferenceSchedule, date=date, time=time_of_day, duration_minutes=duration_minutes)
     wait = current_wait(db, case_ref)
     with db.transaction() as session:
         days = business_calendar(session)
@@ -429,7 +478,7 @@ def schedule_conference(
         wait = _next_wait(db, case_ref, wait)
     if wait.kind != "schedule":
         raise _other_wait(case_ref, wait)
-    _resume(wait, run_input)
+    _resume(wait, _with_note(db, case_ref, run_input, "place_note", notes.PLACE, place))
     return wait
 
 
@@ -442,6 +491,7 @@ def record_minutes(
     written before the flow is resumed and never passed to it (they are about the person).
     """
     parsed = parse_roles(roles)
+    reason = _reason(reason)
     if not proceed and not reason.strip():
         raise SteeringError("--reason: 진행하지 않을 때는 사유를 입력해야 합니다 (a reason is required)")
     if not proceed and parsed:
@@ -451,7 +501,7 @@ def record_minutes(
             raise SteeringError("--file: 회의록이 비어 있습니다 (the minutes are empty)")
         minutes = clean_text(minutes, "minutes (--file)", MINUTES_MAX, multiline=True)
     roles_input = [{"agency_id": agency_id, "service": service} for agency_id, service in parsed]
-    run_input = _input(waits.ConferenceMinutes, proceed=proceed, roles=roles_input, reason=reason)
+    run_input = _input(waits.ConferenceMinutes, proceed=proceed, roles=roles_input)
     with db.transaction() as session:
         conferences.check_roles(session, parsed)
     wait = current_wait(db, case_ref)
@@ -461,7 +511,7 @@ def record_minutes(
         with db.transaction() as session:
             case = cases.find_case(session, case_ref)
             conferences.store_minutes(session, case, wait.step, minutes, by=case.coordinator_id)
-    _resume(wait, run_input)
+    _resume(wait, _with_note(db, case_ref, run_input, "reason_note", notes.REASON, reason))
     return wait
 
 
