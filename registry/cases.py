@@ -352,11 +352,29 @@ def find_approval(session: Session, case: Case, key: str) -> Approval:
     return approval
 
 
+def check_decider(session: Session, approval: Approval, by: str) -> None:
+    """A decision is taken by a registered staff member, and one asked of a supervisor by a supervisor.
+
+    A coordinator may not close a case or commit a budget in the supervisor's place; a supervisor
+    may take a coordinator's decision (standing in for them).
+    """
+    decider = session.get(Staff, by)
+    if decider is None:
+        raise CaseError("decided_by (--by): 등록되지 않은 직원 ID입니다 (unknown staff id)")
+    approver = session.get(Staff, approval.approver_id)
+    if approver is not None and approver.role == "supervisor" and decider.role != "supervisor":
+        raise CaseError(
+            "decided_by (--by): 수퍼바이저가 할 결정입니다; 주거복지사는 할 수 없습니다 "
+            "(a supervisor's decision: a coordinator may not take it)"
+        )
+
+
 def decide(
     session: Session, case: Case, approval: Approval, *, approved: bool, reason: str, by: str, at: dt.datetime
 ) -> None:
     if approval.status != "requested":
         return
+    check_decider(session, approval, by)
     if not approved and not reason.strip():
         raise CaseError("reason: 반려 사유를 입력해야 합니다 (a reason is required to reject)")
     approval.status = "approved" if approved else "rejected"

@@ -54,6 +54,15 @@ def kind_of(key: str) -> str:
     return key.split("-", 1)[0]
 
 
+def request_of(key: str) -> str:
+    """The approval request a decision's pause key asks about: ``decision-closure-1-2`` → ``decision-closure-1``.
+
+    A decision is asked again (turn 2, 3 …) until it is valid; every turn decides the same request.
+    """
+    assert kind_of(key) == "decision"
+    return key.rsplit("-", 1)[0]
+
+
 def step_of(key: str) -> str:
     """The step a pause key belongs to, for the kinds whose key names one ("" for the others).
 

@@ -148,7 +148,9 @@ class People:
         elif wait.kind == "decision":
             name = wait.key.removeprefix("decision-").rsplit("-", 1)[0]
             approved = self.decisions.get(name, True)
-            steering.approve(self.db, self.case_ref, approved=approved, reason="" if approved else "해당 없음", by="x")
+            steering.approve(
+                self.db, self.case_ref, approved=approved, reason="" if approved else "해당 없음", by="supervisor-1"
+            )
         elif wait.kind == "consent":
             steering.approve(self.db, self.case_ref, approved=self.consent, reason="" if self.consent else "거부")
         else:

@@ -379,3 +379,30 @@ def _case_row(db: Database, case_ref: str) -> tuple[Any, ...] | None:
         if case is None:
             return None, audits
         return case.status, case.stage, case.flow_run_id, audits
+
+
+def test_a_supervisors_decision_is_refused_to_a_coordinator_and_to_an_unknown_name(registry: Database) -> None:
+    """Closing a case is the supervisor's: a coordinator's or a made-up name's decision changes nothing."""
+    now = calendar.SystemClock().now()
+    with registry.transaction() as session:
+        case = cases.open_case(
+            session, intervention="hoarding", complex_code="A", resident_ref="R-A-001", opened_at=now
+        )
+        closure = cases.request_approval(
+            session, case, key="decision-closure-1", kind="closure", approver_id="supervisor-1", due_date=now.date()
+        )
+        visit = cases.request_approval(
+            session, case, key="decision-visit-1", kind="visit", approver_id="coord-a", due_date=now.date()
+        )
+    for by, refused in (("coord-a", "수퍼바이저"), ("nobody-1", "등록되지 않은")):
+        with registry.transaction() as session, pytest.raises(cases.CaseError, match=refused):
+            case, approval = cases.find_case(session, case.ref), session.get(Approval, closure.id)
+            assert approval is not None
+            cases.decide(session, case, approval, approved=True, reason="", by=by, at=now)
+    with registry.transaction() as session:
+        case = cases.find_case(session, case.ref)
+        for approval_id, by in ((closure.id, "supervisor-1"), (visit.id, "supervisor-1")):
+            approval = session.get(Approval, approval_id)
+            assert approval is not None and approval.status == "requested"  # nothing was decided above
+            cases.decide(session, case, approval, approved=True, reason="", by=by, at=now)
+            assert approval.status == "approved" and approval.decided_by == "supervisor-1"

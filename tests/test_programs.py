@@ -27,7 +27,7 @@ from registry import cases, programs
 from registry.calendar import SEOUL, BusinessCalendar, FixedClock, SystemClock
 from registry.catalog import AGENCY_TYPE_CODES, SERVICES
 from registry.db import Database, alembic_config
-from registry.loader import SAMPLE_PATH, load_registry
+from registry.loader import SAMPLE_PATH
 from registry.models import Case, ProgramAttendance, ProgramParticipant, ProgramSession, Referral, Resident
 from tasks import runtime
 from tests.driving import Script, assert_not_in_prefect, drive, read_case, referral_steps
@@ -412,14 +412,14 @@ def test_migration_turns_mh_program_cases_into_mind_health_programmes(tmp_path: 
     config = alembic_config(url)
     command.upgrade(config, "0008")
     db = Database(url)
-    load_registry(db, SAMPLE_PATH)
+    # The rows a registry of that version held, written as it would have (today's code writes a
+    # newer audit trail); sqlite3 leaves foreign keys unchecked, so the case needs no staff rows.
     connection = sqlite3.connect(tmp_path / "registry.db")
     with connection:
         connection.execute(
             'INSERT INTO "case" (id, ref, intervention, status, stage, complex_code, coordinator_id, supervisor_id,'
-            " opened_at) SELECT 1, 'C-2026-0001', 'mh-program', 'open', 'planning', 'D', s.id, v.id, '2026-11-02'"
-            " FROM staff s, staff v WHERE s.role = 'coordinator' AND s.complex_code = 'D' AND v.role = 'supervisor'"
-            " LIMIT 1"
+            " opened_at) VALUES (1, 'C-2026-0001', 'mh-program', 'open', 'planning', 'D', 'coord-d',"
+            " 'supervisor-1', '2026-11-02')"
         )
         connection.execute(
             "INSERT INTO referral (case_id, step, agency_id, service, status, due_date, created_at, updated_at)"

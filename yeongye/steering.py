@@ -336,6 +336,9 @@ def approve(
     if wait.kind == "decision":
         if not by.strip():
             raise SteeringError("--by: 결정한 직원의 ID를 입력해야 합니다 (name who decides: --by STAFF_ID)")
+        with db.transaction() as session:
+            case = cases.find_case(session, case_ref)
+            cases.check_decider(session, cases.find_approval(session, case, waits.request_of(wait.key)), by.strip())
         run_input = _input(waits.Decision, approved=approved, decided_by=by.strip())
         _resume(wait, _with_note(db, case_ref, run_input, "reason_note", notes.REASON, reason, by.strip()))
     elif wait.kind == "consent":
