@@ -61,6 +61,10 @@ ACTIONS = {
     "job-facts-recorded": "자격 확인 사항 기록 (job facts)",
     "holiday-override": "공휴일 지정 (holiday override)",
     "registry-load": "등록부 적재 (registry load)",
+    "login": "로그인 (log-in)",
+    "login-failed": "로그인 실패 (failed log-in)",
+    "logout": "로그아웃 (log-out)",
+    "password-set": "비밀번호 설정 (password set)",
 }
 
 

@@ -81,6 +81,7 @@ def open_case(
     opened_at: dt.datetime,
     program_kind: str | None = None,
     run_parameters: dict[str, Any] | None = None,
+    by: str,
 ) -> Case:
     """Validate a launch request and create the case; raises ``CaseError`` naming the bad field.
 
@@ -102,6 +103,7 @@ def open_case(
         coordinator_id=coordinator.id,
         supervisor_id=supervisor.id,
         opened_at=opened_at,
+        opened_by=by,
     )
     session.add(case)
     try:
@@ -138,7 +140,10 @@ def check_launch(
     coordinator = session.scalar(
         select(Staff).where(Staff.role == "coordinator", Staff.complex_code == complex_code).order_by(Staff.id)
     )
-    supervisor = session.scalar(select(Staff).where(Staff.role == "supervisor").order_by(Staff.id))
+    # The centre that owns the complex supervises its cases.
+    supervisor = session.scalar(
+        select(Staff).where(Staff.role == "supervisor", Staff.centre_code == complex_.centre_code).order_by(Staff.id)
+    )
     if coordinator is None or supervisor is None:
         raise CaseError(
             f"--complex: {complex_code}단지에 담당 주거복지사 또는 슈퍼바이저가 없습니다 (no coordinator/supervisor)"
@@ -179,7 +184,7 @@ def _check_resident(session: Session, intervention: str, complex_code: str, resi
 def attach_flow_run(session: Session, case: Case, flow_run_id: str) -> None:
     """The case's process exists: from now on the case is open for good."""
     case.flow_run_id = flow_run_id
-    audit(session, case, case.coordinator_id, "case-opened", intervention=case.intervention)
+    audit(session, case, case.opened_by or "unrecorded", "case-opened", intervention=case.intervention)
 
 
 def set_stage(session: Session, case: Case, stage: str) -> None:
@@ -394,7 +399,9 @@ def record_consent(
     agency_types: list[str],
     purposes: list[str],
     at: dt.datetime,
+    by: str,
 ) -> Consent:
+    """Record what the resident (or guardian) answered, as recorded by ``by``."""
     consent = Consent(
         case_id=case.id,
         resident_ref=case.resident_ref,
@@ -407,7 +414,7 @@ def record_consent(
     )
     session.add(consent)
     session.flush()
-    audit(session, case, case.coordinator_id, "consent-recorded", status=consent.status, signer=signer, written=written)
+    audit(session, case, by, "consent-recorded", status=consent.status, signer=signer, written=written)
     return consent
 
 

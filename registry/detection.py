@@ -84,7 +84,7 @@ from sqlalchemy.orm import Session, aliased
 from registry import audit as trail
 from registry.cases import GROUP_INTERVENTIONS
 from registry.db import Database
-from registry.models import Case, RiskFlag, RiskSignal, Staff, SweepRun
+from registry.models import Case, Complex, RiskFlag, RiskSignal, Staff, SweepRun
 
 OUTREACH = "outreach"
 
@@ -516,8 +516,19 @@ def _residents(connection: Connection) -> dict[str, tuple[str, int, bool]]:
 # The sweep
 
 
-def sweep(db: Database, path: Path, *, now: dt.datetime, actor: str = "detection-sweep") -> SweepReport:
-    """Import ``path``, flag, and open outreach cases in one transaction; SweepFileError writes nothing."""
+def sweep(
+    db: Database,
+    path: Path,
+    *,
+    now: dt.datetime,
+    actor: str = "detection-sweep",
+    complexes: set[str] | None = None,
+) -> SweepReport:
+    """Import ``path``, flag, and open outreach cases in one transaction; SweepFileError writes nothing.
+
+    ``complexes`` are those the person running it works for (None: every one): a row about a
+    resident of another complex is refused as an unknown resident, naming its line.
+    """
     source = path.name
     try:
         data = path.read_bytes()
@@ -530,23 +541,28 @@ def sweep(db: Database, path: Path, *, now: dt.datetime, actor: str = "detection
     gc.disable()
     try:
         with db.transaction() as session:
-            return _import(session, source, text, encoding, now, actor)
+            return _import(session, source, text, encoding, now, actor, complexes)
     finally:
         if collecting:
             gc.enable()
 
 
-def _import(session: Session, source: str, text: str, encoding: str, now: dt.datetime, actor: str) -> SweepReport:
+def _import(
+    session: Session, source: str, text: str, encoding: str, now: dt.datetime, actor: str, allowed: set[str] | None
+) -> SweepReport:
     """The sweep inside its transaction: validate, insert, flag, open cases, count."""
     connection = session.connection()
-    rows = read_rows(text, _residents(connection), now.year, source)
+    residents = _residents(connection)
+    if allowed is not None:
+        residents = {ref: known for ref, known in residents.items() if known[0] in allowed}
+    rows = read_rows(text, residents, now.year, source)
     run = SweepRun(source=source[:255], encoding=encoding, started_at=now)
     session.add(run)
     session.flush()
     _insert_signals(connection, run.id, rows)
     previous = session.scalar(select(func.max(SweepRun.id)).where(SweepRun.id < run.id))
     connection.execute(_flag_statement(run.id, previous))
-    new_cases = _open_cases(session, run.id, now)
+    new_cases = _open_cases(session, run.id, now, actor)
     complexes = _counts(connection, run.id, rows, new_cases)
     run.households = len(rows)
     run.flagged = sum(c.flagged for c in complexes.values())
@@ -640,8 +656,9 @@ def _flag_statement(sweep_id: int, previous: int | None) -> Any:
     )
 
 
-def _open_cases(session: Session, sweep_id: int, now: dt.datetime) -> list[tuple[str, str]]:
-    """Open one outreach case per newly flagged resident without an open case; (case ref, complex).
+def _open_cases(session: Session, sweep_id: int, now: dt.datetime, actor: str) -> list[tuple[str, str]]:
+    """Open one outreach case per newly flagged resident without an open case, in ``actor``'s name
+    (who ran the sweep); (case ref, complex).
 
     One INSERT … SELECT writing each case's final ref, ``C-{year}-{id:04d}`` as in
     ``cases.open_case``: the ids are taken before the rows exist (PostgreSQL: the id sequence, as
@@ -656,12 +673,23 @@ def _open_cases(session: Session, sweep_id: int, now: dt.datetime) -> list[tuple
         .group_by(Staff.complex_code)
         .subquery("coordinator")
     )
-    supervisor = session.scalar(select(func.min(Staff.id)).where(Staff.role == "supervisor"))
-    if supervisor is None:
-        return []
+    # The case's supervisor: the first of the centre that owns the complex (cases.check_launch).
+    supervisor = (
+        select(Complex.code.label("complex_code"), func.min(Staff.id).label("id"))
+        .join(Staff, Staff.centre_code == Complex.centre_code)
+        .where(Staff.role == "supervisor")
+        .group_by(Complex.code)
+        .subquery("supervisor")
+    )
     flagged = (
-        select(RiskFlag.complex_code, RiskFlag.resident_ref, coordinator.c.id.label("coordinator_id"))
+        select(
+            RiskFlag.complex_code,
+            RiskFlag.resident_ref,
+            coordinator.c.id.label("coordinator_id"),
+            supervisor.c.id.label("supervisor_id"),
+        )
         .join(coordinator, coordinator.c.complex_code == RiskFlag.complex_code)
+        .join(supervisor, supervisor.c.complex_code == RiskFlag.complex_code)
         .where(
             RiskFlag.sweep_id == sweep_id,
             RiskFlag.new == true(),
@@ -672,7 +700,7 @@ def _open_cases(session: Session, sweep_id: int, now: dt.datetime) -> list[tuple
                 Case.intervention.not_in(GROUP_INTERVENTIONS),
             ),
         )
-        .group_by(RiskFlag.resident_ref, RiskFlag.complex_code, coordinator.c.id)
+        .group_by(RiskFlag.resident_ref, RiskFlag.complex_code, coordinator.c.id, supervisor.c.id)
     )
     connection = session.connection()
     order = (RiskFlag.complex_code, RiskFlag.resident_ref)
@@ -697,8 +725,9 @@ def _open_cases(session: Session, sweep_id: int, now: dt.datetime) -> list[tuple
         numbered.c.complex_code,
         numbered.c.resident_ref,
         numbered.c.coordinator_id,
-        literal(supervisor, String).label("supervisor_id"),
+        numbered.c.supervisor_id,
         literal(now, DateTime(timezone=True)).label("opened_at"),
+        literal(actor, String).label("opened_by"),
     )
     # Cost on PostgreSQL for a first sweep of 250,000 households (~20,000 cases): ~2 s on the 2-core
     # dev machine, ~85 % of it the four foreign-key checks per row (those on the small staff and

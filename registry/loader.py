@@ -20,17 +20,29 @@ from pydantic import ValidationError
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from registry import accounts
 from registry import audit as trail
 from registry.catalog import AGENCY_TYPES
 from registry.db import Database
-from registry.models import Agency, AgencyType, Complex, Resident, Staff
-from registry.schemas import COMPLEX_CODE_MAX, RegistryFile
+from registry.models import Agency, AgencyType, Centre, Complex, Resident, Staff
+from registry.schemas import CENTRE_CODE_MAX, COMPLEX_CODE_MAX, RegistryFile
 from registry.text import TextError, clean_text
 
 SAMPLE_PATH = Path(__file__).with_name("sample") / "gaon-gu.json"
 
 # Section -> the key that identifies an item, in the order rows must be written (parents first).
-_SECTIONS: dict[str, str] = {"complexes": "code", "agencies": "id", "staff": "id", "residents": "ref"}
+_SECTIONS: dict[str, str] = {
+    "centres": "code",
+    "complexes": "code",
+    "agencies": "id",
+    "staff": "id",
+    "residents": "ref",
+}
+# A district centre's admin loads their own complexes, staff and residents; the centres and the
+# agencies (whose addresses receive residents' data) are the central centre's to load.
+_CENTRAL_SECTIONS = ("centres", "agencies")
+# The kind of centre each role works at (a centre admin may run either kind).
+_ROLE_CENTRE = {"coordinator": "district", "supervisor": "district", "central": "central"}
 
 Loc = tuple[str | int, ...]
 
@@ -50,6 +62,7 @@ class LoadReport:
     """How many rows of each kind were written (inserted or updated)."""
 
     agency_types: int
+    centres: int
     complexes: int
     agencies: int
     staff: int
@@ -61,11 +74,14 @@ class _Problem(NamedTuple):
     message: str
 
 
-def load_registry(db: Database, source: Path | Mapping[str, Any], *, actor: str = "loader") -> LoadReport:
+def load_registry(
+    db: Database, source: Path | Mapping[str, Any], *, actor: str = "loader", centre: str | None = None
+) -> LoadReport:
     """Validate ``source`` (a JSON file or an already parsed document) and upsert it in one transaction.
 
     Fields a file leaves out (``active``, ``services`` ...) keep the value already stored, so that
-    reloading the file does not, say, reactivate an agency someone switched off.
+    reloading the file does not, say, reactivate an agency someone switched off. ``centre`` limits
+    the load to one district centre's rows (its admin's load); None loads anything.
     Raises RegistryLoadError, with nothing written, if anything in the file is wrong.
     """
     label = str(source) if isinstance(source, Path) else None
@@ -79,6 +95,8 @@ def load_registry(db: Database, source: Path | Mapping[str, Any], *, actor: str 
     except ValidationError as exc:
         problems += [_Problem(tuple(err["loc"]), _pydantic_message(err)) for err in exc.errors()]
     problems += _cross_check(db, data)
+    if centre is not None:
+        problems += _outside(db, data, centre)
     if problems or registry is None:
         raise RegistryLoadError(_format(problems, text), label)
 
@@ -103,6 +121,7 @@ def load_registry(db: Database, source: Path | Mapping[str, Any], *, actor: str 
             session.flush()
         report = LoadReport(
             agency_types=agency_types,
+            centres=len(registry.centres),
             complexes=len(registry.complexes),
             agencies=len(registry.agencies),
             staff=len(registry.staff),
@@ -110,6 +129,18 @@ def load_registry(db: Database, source: Path | Mapping[str, Any], *, actor: str 
         )
         # Counts only: the audit trail must not become a second copy of residents' personal data.
         trail.record(session, actor=actor, action="registry-load", **asdict(report))
+    return report
+
+
+def load_sample(db: Database, *, actor: str) -> LoadReport:
+    """Load the sample district, and give its staff the demo password (accounts.DEMO_PASSWORD).
+
+    Only this does: a registry loaded from any other file has no password until an admin sets one.
+    """
+    report = load_registry(db, SAMPLE_PATH, actor=actor)
+    staff_ids = [item["id"] for item in json.loads(SAMPLE_PATH.read_text(encoding="utf-8"))["staff"]]
+    with db.transaction() as session:
+        accounts.give_demo_password(session, staff_ids, by=actor)
     return report
 
 
@@ -129,7 +160,9 @@ def sync_agency_types(session: Session) -> int:
     return len(AGENCY_TYPES)
 
 
-def _to_row(section: str, fields: dict[str, Any]) -> Complex | Agency | Staff | Resident:
+def _to_row(section: str, fields: dict[str, Any]) -> Centre | Complex | Agency | Staff | Resident:
+    if section == "centres":
+        return Centre(**fields)
     if section == "complexes":
         return Complex(**fields)
     if section == "agencies":
@@ -203,13 +236,94 @@ def _cross_check(db: Database, data: Any) -> list[_Problem]:
         with db.transaction() as session:
             stored = set(session.scalars(select(Complex.code).where(Complex.code.in_(wanted))))
         problems += [_Problem(loc, f"unknown complex {code!r}") for loc, code in references if code not in stored]
+    return problems + _centre_problems(db, sections)
+
+
+def _centre_problems(db: Database, sections: Mapping[str, list[Mapping[str, Any]]]) -> list[_Problem]:
+    """Centres referenced exist, and each member of staff fits their centre: a coordinator works at
+    a complex of their own district centre, the central role belongs to the central centre."""
+    kinds = {item.get("code"): item.get("kind") for item in sections.get("centres", [])}
+    complex_centre = {item.get("code"): item.get("centre_code") for item in sections.get("complexes", [])}
+    wanted = {
+        code
+        for name in ("complexes", "staff")
+        for item in sections.get(name, [])
+        if isinstance(code := item.get("centre_code"), str) and code not in kinds and _storable(code, CENTRE_CODE_MAX)
+    }
+    wanted_complexes = {
+        code
+        for item in sections.get("staff", [])
+        if isinstance(code := item.get("complex_code"), str) and code not in complex_centre and _storable(code)
+    }
+    with db.transaction() as session:
+        kinds |= dict(session.execute(select(Centre.code, Centre.kind).where(Centre.code.in_(wanted))).tuples().all())
+        complex_centre |= dict(
+            session.execute(select(Complex.code, Complex.centre_code).where(Complex.code.in_(wanted_complexes)))
+            .tuples()
+            .all()
+        )
+    problems: list[_Problem] = []
+    for name in ("complexes", "staff"):
+        for index, item in enumerate(sections.get(name, [])):
+            code = item.get("centre_code")
+            if not isinstance(code, str) or not _storable(code, CENTRE_CODE_MAX):
+                continue  # the item's own check reports it
+            if code not in kinds:
+                problems.append(_Problem((name, index, "centre_code"), f"unknown centre {code!r}"))
+            elif name == "complexes" and kinds[code] != "district":
+                problems.append(
+                    _Problem((name, index, "centre_code"), f"a complex belongs to a district centre, not {code!r}")
+                )
+            elif name == "staff" and (role := item.get("role")) in _ROLE_CENTRE and _ROLE_CENTRE[role] != kinds[code]:
+                problems.append(_Problem((name, index, "role"), f"a {role} works at a {_ROLE_CENTRE[role]} centre"))
+            elif name == "staff" and item.get("role") == "coordinator":
+                at = complex_centre.get(item.get("complex_code"))
+                if at is not None and at != code:
+                    problems.append(
+                        _Problem(
+                            (name, index, "complex_code"), f"complex {item.get('complex_code')!r} is centre {at!r}'s"
+                        )
+                    )
     return problems
 
 
-def _storable(code: str) -> bool:
+def _outside(db: Database, data: Any, centre: str) -> list[_Problem]:
+    """The items of a district admin's file that are not their centre's to load."""
+    if not isinstance(data, Mapping):
+        return []
+    problems = [
+        _Problem((name,), f"only the central centre's admin loads {name}")
+        for name in _CENTRAL_SECTIONS
+        if data.get(name)
+    ]
+    items = {
+        name: [i for i in data.get(name) or [] if isinstance(i, Mapping)]
+        for name in ("complexes", "staff", "residents")
+    }
+    in_file = {str(c.get("code")): c.get("centre_code") for c in items["complexes"]}
+    codes = {str(i.get("complex_code")) for i in items["residents"]} | set(in_file)
+    with db.transaction() as session:
+        stored: dict[str, str | None] = dict(
+            session.execute(select(Complex.code, Complex.centre_code).where(Complex.code.in_(codes))).tuples().all()
+        )
+    for name, key in (("complexes", "code"), ("staff", "id"), ("residents", "ref")):
+        for index, item in enumerate(items[name]):
+            if name == "residents":
+                code = str(item.get("complex_code"))
+                owner = in_file[code] if code in in_file else stored.get(code)
+            elif name == "complexes" and stored.get(str(item.get("code"))) not in (None, centre):
+                owner = stored.get(str(item.get("code")))  # another centre's complex, moved by this file
+            else:
+                owner = item.get("centre_code")
+            if owner != centre:
+                problems.append(_Problem((name, index), f"{item.get(key)!r} is not centre {centre!r}'s"))
+    return problems
+
+
+def _storable(code: str, max_len: int = COMPLEX_CODE_MAX) -> bool:
     """Only a code the database could hold is looked up in it; the item's own check reports the others."""
     try:
-        clean_text(code, "complex_code", COMPLEX_CODE_MAX)
+        clean_text(code, "code", max_len)
     except TextError:
         return False
     return True

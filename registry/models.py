@@ -71,6 +71,15 @@ class HolidayOverride(Base):
     holiday: Mapped[bool] = mapped_column(Boolean)
 
 
+class Centre(Base):
+    """A housing welfare centre: the central centre, or a district centre that owns complexes and staff."""
+
+    __tablename__ = "centre"
+    code: Mapped[str] = mapped_column(String(16), primary_key=True)
+    name: Mapped[str] = mapped_column(String(128))
+    kind: Mapped[str] = mapped_column(String(16))  # "central" or "district" (registry.access)
+
+
 class Complex(Base):
     __tablename__ = "complex"
     code: Mapped[str] = mapped_column(String(8), primary_key=True)
@@ -78,10 +87,13 @@ class Complex(Base):
     district: Mapped[str] = mapped_column(String(64))
     households: Mapped[int] = mapped_column(Integer)
     operator: Mapped[str] = mapped_column(String(64))
+    # The district centre whose staff work here; None only in a registry loaded before centres
+    # existed, and then no district centre sees it until the registry is loaded again.
+    centre_code: Mapped[str | None] = mapped_column(ForeignKey("centre.code"), nullable=True)
 
 
 class Staff(Base):
-    """Coordinators (주거복지사) and supervisors; they receive approval requests by email."""
+    """Coordinators (주거복지사), supervisors, centre administrators and the central centre's readers."""
 
     __tablename__ = "staff"
     id: Mapped[str] = mapped_column(String(64), primary_key=True)
@@ -89,6 +101,21 @@ class Staff(Base):
     role: Mapped[str] = mapped_column(String(16))
     email: Mapped[str] = mapped_column(String(254))
     complex_code: Mapped[str | None] = mapped_column(ForeignKey("complex.code"), nullable=True)
+    centre_code: Mapped[str | None] = mapped_column(ForeignKey("centre.code"), nullable=True)
+    # An argon2 hash (registry.accounts); None: the account cannot log in until a password is set.
+    password_hash: Mapped[str | None] = mapped_column(String(256), nullable=True)
+
+
+class StaffSession(Base):
+    """A log-in: the token is kept as its SHA-256 only, so a copy of the database opens no session."""
+
+    __tablename__ = "staff_session"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    staff_id: Mapped[str] = mapped_column(ForeignKey("staff.id"))
+    issued_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    expires_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    ended_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
 
 
 class Resident(Base):
@@ -142,6 +169,9 @@ class Case(Base):
     outcome: Mapped[str | None] = mapped_column(String(32), nullable=True)
     opened_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=_utc_now)
     closed_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    # Who launched the case: a logged-in member of staff, a detection sweep's runner, or
+    # "case:<ref>" for a follow-on a flow opened. None for cases from before it was recorded.
+    opened_by: Mapped[str | None] = mapped_column(String(64), nullable=True)
 
     complex: Mapped[Complex] = relationship()
     resident: Mapped[Resident | None] = relationship()
@@ -452,3 +482,19 @@ class Incident(Base):
     task: Mapped[str] = mapped_column(String(64))
     error_class: Mapped[str] = mapped_column(String(128))
     detail: Mapped[str] = mapped_column(Text)
+
+
+class Act(Base):
+    """Who gave one input to a waiting case: the form Prefect keeps carries this row's id, never a name.
+
+    Steering writes it for the authenticated person or the agency's link just before resuming the
+    run; the flow reads the actor from here (``registry.acts``), so an input typed into Prefect's
+    own UI, which no one signed, is refused.
+    """
+
+    __tablename__ = "act"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("case.id"), index=True)
+    wait_key: Mapped[str] = mapped_column(String(64))
+    actor: Mapped[str] = mapped_column(String(64))
+    at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=_utc_now)

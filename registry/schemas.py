@@ -66,19 +66,31 @@ class AgencyIn(_Item):
         return value
 
 
+CENTRE_CODE_MAX = 16
+
+
+class CentreIn(_Item):
+    code: Annotated[str, checked(CENTRE_CODE_MAX)] = Field(min_length=1)
+    name: Annotated[str, checked(128)] = Field(min_length=1)
+    kind: Literal["central", "district"]
+
+
 class ComplexIn(_Item):
     code: Annotated[str, checked(COMPLEX_CODE_MAX)] = Field(min_length=1)
     name: Annotated[str, checked(128)] = Field(min_length=1)
     district: Annotated[str, checked(64)] = Field(min_length=1)
     households: int = Field(gt=0)
     operator: Annotated[str, checked(64)] = Field(min_length=1)
+    # The district centre whose staff work here (registry.access).
+    centre_code: Annotated[str, checked(CENTRE_CODE_MAX)] = Field(min_length=1)
 
 
 class StaffIn(_Item):
     id: Annotated[str, checked(64)] = Field(min_length=1)
     name: Annotated[str, checked(64)] = Field(min_length=1)
-    role: Literal["coordinator", "supervisor"]
+    role: Literal["coordinator", "supervisor", "centre-admin", "central"]
     email: Email
+    centre_code: Annotated[str, checked(CENTRE_CODE_MAX)] = Field(min_length=1)
     complex_code: Annotated[str, checked(COMPLEX_CODE_MAX)] | None = None
 
     @model_validator(mode="after")
@@ -110,6 +122,7 @@ class RegistryFile(BaseModel):
     """A whole file; every section is optional so a file may add, say, residents only."""
 
     model_config = ConfigDict(extra="forbid")
+    centres: list[CentreIn] = Field(default_factory=list)
     agencies: list[AgencyIn] = Field(default_factory=list)
     complexes: list[ComplexIn] = Field(default_factory=list)
     staff: list[StaffIn] = Field(default_factory=list)

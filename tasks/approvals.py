@@ -120,66 +120,80 @@ def request_approval(case_ref: str, key: str, kind: str, approver_role: str, due
     return due_iso
 
 
-@handoff_task(name="record-decision", task_run_name="{wait}-decided")
+@handoff_task(name="record-decision", task_run_name="{wait}-decided", added_inputs=("act",))
 def record_decision(
-    case_ref: str, key: str, approved: bool, reason_note: int | None, decided_by: str, wait: str
+    case_ref: str, key: str, approved: bool, reason_note: int | None, wait: str, act: int | None
 ) -> str:
-    """Record the decision given at ``wait`` in the name of ``decided_by``; returns approved, rejected or invalid.
+    """Record the decision given at ``wait`` in the name of whoever signed it (``act``); returns
+    approved, rejected or invalid.
 
-    A decision names the person who took it. An unnamed one is not taken to be the approver's:
-    like a rejection without a reason, it is invalid, and the form is shown again. The reason is
-    the registry note ``reason_note`` (the form carries its number only).
+    An unsigned decision is not taken to be the approver's: like a rejection without a reason, it
+    is invalid, and the form is shown again. The reason is the registry note ``reason_note``.
     """
-    return _decide(case_ref, key, approved, "", reason_note, decided_by, wait)
+    return _decide(case_ref, key, approved, "", reason_note, wait, act)
 
 
 @handoff_task(
-    name="record-coordinator-decision", task_run_name="{wait}-coordinator-decided", added_inputs=("reason_note",)
+    name="record-coordinator-decision",
+    task_run_name="{wait}-coordinator-decided",
+    added_inputs=("reason_note", "act"),
 )
 def record_coordinator_decision(
-    case_ref: str, key: str, approved: bool, reason: str, wait: str, reason_note: int | None = None
+    case_ref: str,
+    key: str,
+    approved: bool,
+    reason: str,
+    wait: str,
+    reason_note: int | None = None,
+    act: int | None = None,
 ) -> str:
     """Record a choice made on one of the coordinator's own forms (naming the next agency, moving the
-    conference): it is the case coordinator's, as the conference's schedule and outcome are.
+    conference), in the name of whoever signed the form.
 
-    ``reason`` is the flow's own wording (a code, "rescheduled"), used when the coordinator wrote
-    no note; what the coordinator wrote is the note ``reason_note``, read from the registry.
+    ``reason`` is the flow's own wording (a code, "rescheduled"), used when no note was written;
+    what the person wrote is the note ``reason_note``, read from the registry.
     """
-    return _decide(case_ref, key, approved, reason, reason_note, None, wait)
+    return _decide(case_ref, key, approved, reason, reason_note, wait, act)
 
 
 def _decide(
-    case_ref: str, key: str, approved: bool, reason: str, reason_note: int | None, decided_by: str | None, wait: str
+    case_ref: str, key: str, approved: bool, reason: str, reason_note: int | None, wait: str, act: int | None
 ) -> str:
-    """Decide the request ``key``; ``decided_by`` None means the case's coordinator."""
+    """Decide the request ``key`` as the signer of ``act``; a request decided before (a replay) stays as it is."""
 
-    def write(session: Session, case: Case) -> str:
-        if decided_by is not None and not decided_by.strip():
-            raise cases.CaseError("decided_by (--by): 결정한 직원의 ID가 없습니다 (a decision names who took it)")
-        written = notes.text_of(session, case, reason_note, notes.REASON, "reason_note (--reason)")
+    def write(session: Session, case: Case, by: str) -> str:
         approval = cases.find_approval(session, case, key)
-        by = case.coordinator_id if decided_by is None else decided_by
+        written = notes.text_of(session, case, reason_note, notes.REASON, "reason_note (--reason)")
         cases.decide(
             session, case, approval, approved=approved, reason=written or reason, by=by, at=runtime.clock().now()
         )
         return approval.status
 
-    # Who sent a refused form, for the audit trail: the person it names, else the flow that received it.
-    actor = None if decided_by is None else decided_by.strip() or "flow"
-    status = record_or_refuse(case_ref, actor, wait, write)
+    with runtime.transaction() as session:
+        decided = cases.find_approval(session, cases.find_case(session, case_ref), key).status
+    status = decided if decided != "requested" else record_or_refuse(case_ref, act, wait, write)
     if status is None:
         return "invalid"
     logger(case_ref, key).info("decision-recorded", status=status, wait=wait)
     return status
 
 
-@handoff_task(name="record-consent", task_run_name="{key}-consent")
+@handoff_task(name="record-consent", task_run_name="{key}-consent", added_inputs=("act", "wait"))
 def record_consent(
-    case_ref: str, key: str, given: bool, signer: str, written: bool, agency_types: list[str], purpose: str
-) -> bool:
-    """Record the consent answer; only written consent opens the gate (hoarding ordinances)."""
-    with runtime.transaction() as session:
-        case = cases.find_case(session, case_ref)
+    case_ref: str,
+    key: str,
+    given: bool,
+    signer: str,
+    written: bool,
+    agency_types: list[str],
+    purpose: str,
+    act: int | None = None,
+    wait: str = "",
+) -> bool | None:
+    """Record the consent answer given at ``wait`` as its signer's record; only written consent
+    opens the gate (hoarding ordinances). None: the input was not signed, and is asked again."""
+
+    def write(session: Session, case: Case, by: str) -> bool:
         approval = cases.find_approval(session, case, key)
         consent = cases.record_consent(
             session,
@@ -190,6 +204,7 @@ def record_consent(
             agency_types=agency_types,
             purposes=[purpose],
             at=runtime.clock().now(),
+            by=by,
         )
         cases.decide(
             session,
@@ -197,7 +212,9 @@ def record_consent(
             approval,
             approved=consent.status == "given",
             reason="" if consent.status == "given" else "동의 거부 또는 서면 동의 없음",
-            by=case.coordinator_id,
+            by=by,
             at=runtime.clock().now(),
         )
         return consent.status == "given"
+
+    return record_or_refuse(case_ref, act, wait or key, write)

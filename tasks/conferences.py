@@ -89,7 +89,7 @@ def _schedule(case_ref: str, step: str, round_: int) -> Scheduled:
 
     def scheduled(form: waits.ConferenceSchedule, wait: str) -> Scheduled | waits.Again:
         stored = schedule_conference(
-            case_ref, step, form.date, form.time, form.place_note, form.duration_minutes, approval_key, wait
+            case_ref, step, form.date, form.time, form.place_note, form.duration_minutes, approval_key, wait, form.act
         )
         return waits.AGAIN if stored is None else stored
 
@@ -111,10 +111,10 @@ def _outcome(case_ref: str, step: str, round_: int, scheduled: Scheduled) -> Con
 
     def recorded(form: waits.ConferenceMinutes, wait: str) -> ConferencePlan | None | waits.Again:
         if form.reschedule:
-            record_coordinator_decision(case_ref, approval_key, False, RESCHEDULED, wait)
+            record_coordinator_decision(case_ref, approval_key, False, RESCHEDULED, wait, act=form.act)
             return None
         roles = [{"agency_id": role.agency_id, "service": role.service} for role in form.roles]
-        plan = record_outcome(case_ref, step, form.proceed, roles, form.reason_note, approval_key, wait)
+        plan = record_outcome(case_ref, step, form.proceed, roles, form.reason_note, approval_key, wait, form.act)
         return waits.AGAIN if plan is None else plan
 
     return ask_person(
@@ -131,7 +131,7 @@ def _outcome(case_ref: str, step: str, round_: int, scheduled: Scheduled) -> Con
     )
 
 
-@handoff_task(name="schedule-conference", task_run_name="{wait}-schedule")
+@handoff_task(name="schedule-conference", task_run_name="{wait}-schedule", added_inputs=("act",))
 def schedule_conference(
     case_ref: str,
     step: str,
@@ -141,13 +141,15 @@ def schedule_conference(
     duration_minutes: int,
     approval_key: str,
     wait: str,
+    act: int | None = None,
 ) -> Scheduled | None:
-    """Validate and store the schedule, and close the request for it; None (audited) if invalid.
+    """Validate and store the schedule as its signer's (``act``), and close the request for it;
+    None (audited) if invalid.
 
     The place is the registry note ``place_note`` (it may be the resident's home).
     """
 
-    def write(session: Session, case: Case) -> Scheduled:
+    def write(session: Session, case: Case, by: str) -> Scheduled:
         now = runtime.clock().now()
         place = notes.text_of(session, case, place_note, notes.PLACE, "place_note (--place)")
         conference, _changed = conferences.schedule(
@@ -159,13 +161,13 @@ def schedule_conference(
             place=place,
             now=now,
             days=runtime.business_calendar(session),
-            by=case.coordinator_id,
+            by=by,
         )
         approval = cases.find_approval(session, case, approval_key)
-        cases.decide(session, case, approval, approved=True, reason="", by=case.coordinator_id, at=now)
+        cases.decide(session, case, approval, approved=True, reason="", by=by, at=now)
         return Scheduled(conference.id, conference.sequence, conferences.starts_at(conference).date().isoformat())
 
-    scheduled = record_or_refuse(case_ref, None, wait, write)
+    scheduled = record_or_refuse(case_ref, act, wait, write)
     if scheduled is not None:
         logger(case_ref, step).info("conference-scheduled", sequence=scheduled.sequence, day=scheduled.day)
     return scheduled
@@ -250,7 +252,7 @@ def send_invitation(case_ref: str, handoff: Handoff, sequence: int) -> str:
     return status
 
 
-@handoff_task(name="record-conference", task_run_name="{wait}-outcome")
+@handoff_task(name="record-conference", task_run_name="{wait}-outcome", added_inputs=("act",))
 def record_outcome(
     case_ref: str,
     step: str,
@@ -259,13 +261,15 @@ def record_outcome(
     reason_note: int | None,
     approval_key: str,
     wait: str,
+    act: int | None = None,
 ) -> ConferencePlan | None:
-    """Record the outcome and roles, close the invitations and the request; None (audited) if invalid.
+    """Record the outcome and roles as their signer's (``act``), close the invitations and the
+    request; None (audited) if invalid.
 
     The reason (required when the case does not go on) is the registry note ``reason_note``.
     """
 
-    def write(session: Session, case: Case) -> ConferencePlan:
+    def write(session: Session, case: Case, by: str) -> ConferencePlan:
         now = runtime.clock().now()
         reason = notes.text_of(session, case, reason_note, notes.REASON, "reason_note (--reason)")
         conference = conferences.record_outcome(
@@ -275,15 +279,15 @@ def record_outcome(
             proceed=proceed,
             roles=[(role.get("agency_id", ""), role.get("service", "")) for role in roles],
             reason=reason,
-            by=case.coordinator_id,
+            by=by,
             at=now,
         )
         approval = cases.find_approval(session, case, approval_key)
         held = bool(conference.held)
-        cases.decide(session, case, approval, approved=held, reason=reason, by=case.coordinator_id, at=now)
+        cases.decide(session, case, approval, approved=held, reason=reason, by=by, at=now)
         return ConferencePlan(step, held, tuple(_role(session, role) for role in conference.roles))
 
-    plan = record_or_refuse(case_ref, None, wait, write)
+    plan = record_or_refuse(case_ref, act, wait, write)
     if plan is not None:
         logger(case_ref, step).info("conference-recorded", proceed=plan.proceed, roles=len(plan.roles))
     return plan

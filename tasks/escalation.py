@@ -25,6 +25,9 @@ from tasks.retry import handoff_task
 from templates import render, weekday
 from yeongye import steering
 
+# Who answers "timed-out" for an agency whose final deadline passed: the sweep, named as itself.
+SWEEP_ACTOR = "deadline-sweep"
+
 _RUNG_LABELS = {
     "ko": {
         "coordinator": "담당 주거복지사에게 알림",
@@ -96,7 +99,12 @@ def _time_out(escalation: Escalation) -> list[int] | str:
     """
     try:
         steering.answer_referral(
-            runtime.database(), escalation.case_ref, escalation.id, status="timed-out", settle_seconds=0
+            runtime.database(),
+            escalation.case_ref,
+            escalation.id,
+            status="timed-out",
+            by=SWEEP_ACTOR,
+            settle_seconds=0,
         )
     except steering.SteeringError as error:
         logger(escalation.case_ref, "deadline").info("timeout-deferred", referral=escalation.id, why=str(error))
@@ -106,7 +114,7 @@ def _time_out(escalation: Escalation) -> list[int] | str:
         referral = session.get(Referral, escalation.id)
         assert referral is not None
         cases.record_answer(
-            session, case, referral, status="timed-out", reason="", actor="deadline-sweep", at=runtime.clock().now()
+            session, case, referral, status="timed-out", reason="", actor=SWEEP_ACTOR, at=runtime.clock().now()
         )
         if referral.status != "failed":  # the agency's answer was recorded first: it stands
             logger(escalation.case_ref, "deadline").info("timeout-lost", referral=escalation.id)

@@ -118,7 +118,15 @@ def _recorded(case_ref: str, step: str, answer: waits.AgencyAnswer, key: str) ->
     """Record an agency's answer: (agency, the referral's status afterwards), or ask again if it was invalid."""
     outcome = getattr(answer, "outcome", "")  # only a step whose result the flow branches on asks for one
     status = record_answer(
-        case_ref, step, answer.agency_id, answer.status, answer.reason_note, key, outcome, answer.referral_id
+        case_ref,
+        step,
+        answer.agency_id,
+        answer.status,
+        answer.reason_note,
+        key,
+        outcome,
+        answer.referral_id,
+        answer.act,
     )
     return waits.AGAIN if status == "invalid" else (answer.agency_id, status)
 
@@ -194,13 +202,15 @@ def _coordinator_names_agency(
 
     def named(choice: waits.RerouteDecision, key: str) -> Handoff | None | waits.Again:
         if not choice.agency_id:
-            record_coordinator_decision(case_ref, key, False, SKIPPED, key, choice.reason_note)
+            record_coordinator_decision(case_ref, key, False, SKIPPED, key, choice.reason_note, choice.act)
             return None
         handoff = refer_to_agency(case_ref, step, choice.agency_id, service, terms)
         if handoff is None:
-            record_coordinator_decision(case_ref, key, False, f"unknown agency '{choice.agency_id}'", key)
+            record_coordinator_decision(
+                case_ref, key, False, f"unknown agency '{choice.agency_id}'", key, act=choice.act
+            )
             return waits.AGAIN
-        record_coordinator_decision(case_ref, key, True, "", key, choice.reason_note)
+        record_coordinator_decision(case_ref, key, True, "", key, choice.reason_note, choice.act)
         return handoff
 
     handoff, _turn = waits.ask_until_valid(
@@ -227,9 +237,7 @@ def ask(case_ref: str, key: str, kind: str, approver_role: str = "supervisor", *
     enter_stage(case_ref, kind, approval_key)
 
     def decided(decision: waits.Decision, wait: str) -> bool | waits.Again:
-        status = record_decision(
-            case_ref, approval_key, decision.approved, decision.reason_note, decision.decided_by, wait
-        )
+        status = record_decision(case_ref, approval_key, decision.approved, decision.reason_note, wait, decision.act)
         return waits.AGAIN if status == "invalid" else status == "approved"
 
     return ask_person(
@@ -239,7 +247,7 @@ def ask(case_ref: str, key: str, kind: str, approver_role: str = "supervisor", *
         approver_role,
         waits.Decision,
         f"**{case_ref}** · {kind_label(kind, settings().language)}\n\n"
-        "결정자 직원 ID를 입력하고, 반려할 때는 사유를 입력하세요 (name who decides; a reason to reject).",
+        f"명령줄: `yeongye approve {case_ref}` (반려할 때는 `--reject --reason`; a reason to reject).",
         decided,
         due_after=due_after,
     )
@@ -290,9 +298,11 @@ def obtain_consent(case_ref: str, attempt: int, agency_types: list[str], purpose
     wait = waits.wait_key("consent", attempt)
     enter_stage(case_ref, "consent", wait)
 
-    def recorded(answer: waits.ConsentDecision, key: str) -> ConsentOutcome:
-        given = record_consent(case_ref, wait, answer.given, answer.signer, answer.written, agency_types, purpose)
-        return ConsentOutcome(given=given, signer=answer.signer)
+    def recorded(answer: waits.ConsentDecision, key: str) -> ConsentOutcome | waits.Again:
+        given = record_consent(
+            case_ref, wait, answer.given, answer.signer, answer.written, agency_types, purpose, answer.act, key
+        )
+        return waits.AGAIN if given is None else ConsentOutcome(given=given, signer=answer.signer)
 
     consent, _turn = waits.ask_until_valid(
         case_ref,

@@ -48,7 +48,11 @@ def launch_follow_on(case_ref: str, intervention: str) -> FollowOn:
             return result
     try:
         launched = steering.launch(
-            runtime.database(), intervention=intervention, complex_code=complex_code, resident_ref=resident_ref
+            runtime.database(),
+            intervention=intervention,
+            complex_code=complex_code,
+            resident_ref=resident_ref,
+            by=f"case:{case_ref}",  # the follow-on is opened by this case's flow, not by a person
         )
         result = FollowOn(LAUNCHED, launched.case_ref)
     except steering.RunNotStarted as pending:

@@ -261,14 +261,18 @@ def disclosable_resident(session: Session, case: Case, agency: Agency) -> Reside
 
 @handoff_task(name="record-legal-basis", task_run_name="legal-basis-{basis}")
 def record_legal_basis(case_ref: str, agency_types: list[str], basis: str) -> str:
-    """Record the law that lets these agency types learn about the resident in this case (e.g. §50)."""
+    """Record the law that lets these agency types learn about the resident in this case (e.g. §50).
+
+    The flow records it, following the decision the law hangs on (recorded in its signer's name),
+    so the basis is the flow's act, not a person's.
+    """
     with runtime.transaction() as session:
         case = cases.find_case(session, case_ref)
-        cases.record_disclosure_basis(session, case, agency_types=agency_types, basis=basis, by=case.coordinator_id)
+        cases.record_disclosure_basis(session, case, agency_types=agency_types, basis=basis, by="flow")
     return basis
 
 
-@handoff_task(name="record-answer", task_run_name="{step}-answer-{agency_id}", added_inputs=("referral_id",))
+@handoff_task(name="record-answer", task_run_name="{step}-answer-{agency_id}", added_inputs=("referral_id", "act"))
 def record_answer(
     case_ref: str,
     step: str,
@@ -278,8 +282,10 @@ def record_answer(
     key: str,
     outcome: str = "",
     referral_id: int | None = None,
+    act: int | None = None,
 ) -> str:
-    """Apply an agency's answer, as that agency; returns the referral's status afterwards, or "invalid".
+    """Apply an agency's answer, in the name of whoever signed it (``act``: the agency's link, or
+    the member of staff who took it by phone); returns the referral's status afterwards, or "invalid".
 
     ``key`` names the wait the answer came through, so two identical answers given at
     different waits are recorded as two events. ``referral_id`` (sent by an answer link) must be
@@ -288,7 +294,7 @@ def record_answer(
     Invalid input is audited and changes nothing; the caller asks again.
     """
 
-    def write(session: Session, case: Case) -> str:
+    def write(session: Session, case: Case, by: str) -> str:
         reason = notes.text_of(session, case, reason_note, notes.REASON, "reason_note (--reason)")
         referral = cases.find_referral(session, case, step, agency_id)
         if referral is None:
@@ -304,13 +310,13 @@ def record_answer(
             referral,
             status=status,
             reason=reason,
-            actor=agency_id,
+            actor=by,
             at=runtime.clock().now(),
             outcome=outcome,
         )
         return referral.status
 
-    recorded = record_or_refuse(case_ref, agency_id, key, write)
+    recorded = record_or_refuse(case_ref, act, key, write)
     if recorded is None:
         return "invalid"
     logger(case_ref, step).info("answer-recorded", agency=agency_id, status=recorded, wait=key)

@@ -10,6 +10,10 @@ answer cannot be used ask again at the next key. Bad input is audited and asked 
 fails the case. Text fields carry the rules of ``registry.text`` in their JSON schema, so
 Prefect's server refuses a bad form before the flow sees it, and the flow checks them again.
 
+No form carries a name either: every form has an ``act``, the number of the registry row
+(``registry.acts``) in which steering signed the input for the person or link that gave it, and
+the recording task takes the actor from there. An unsigned input is refused and asked again.
+
 No form carries free text. Prefect keeps every flow-run input, readable through its API, and a
 reason or a place is what a person wrote, often about the resident. Steering (the CLI, the answer
 page) writes such text to a registry note first and sends the note's number (``reason_note``,
@@ -30,7 +34,7 @@ from pydantic_core import ErrorDetails
 from sqlalchemy.exc import DataError
 from sqlalchemy.orm import Session
 
-from registry import cases
+from registry import acts, cases
 from registry.models import Case
 from registry.text import ShortText
 from tasks import runtime
@@ -91,19 +95,27 @@ def _note_field(title: str, required_when: str = "") -> Any:
     )
 
 
-class Decision(RunInput):
+class Signed(RunInput):
+    """A form whose input names its giver through ``act`` (see the module's docstring)."""
+
+    act: int | None = Field(
+        default=None,
+        title="서명 번호 (act)",
+        description=(
+            "yeongye 명령과 답변 링크가 보냅니다. 이 화면에서는 답할 수 없습니다: 누가 답했는지 알 수 없기 때문입니다 "
+            "(sent by the yeongye command and the answer links; this form cannot answer, as it names no one)"
+        ),
+    )
+
+
+class Decision(Signed):
     approved: bool = Field(title="승인 (approve)", description="승인하면 체크, 반려하면 해제")
     reason_note: int | None = _note_field(
         "사유 메모 번호 (reason note)", "반려할 때는 반드시 입력 (required to reject)"
     )
-    decided_by: ShortText = Field(
-        default="",
-        title="결정자 (decided by)",
-        description="결정한 직원의 ID: 반드시 입력 (required: a decision without a name is asked again)",
-    )
 
 
-class ConsentDecision(RunInput):
+class ConsentDecision(Signed):
     given: bool = Field(title="동의함 (consent given)", description="입주민 또는 보호의무자가 동의했는가")
     signer: Literal["resident", "guardian"] = Field(
         default="resident",
@@ -114,7 +126,7 @@ class ConsentDecision(RunInput):
     reason_note: int | None = _note_field("사유 메모 번호 (reason note)", "거부 사유 등 (e.g. why it was refused)")
 
 
-class RerouteDecision(RunInput):
+class RerouteDecision(Signed):
     """The coordinator names the next agency; recorded as the case coordinator's decision."""
 
     agency_id: ShortText = Field(
@@ -125,7 +137,7 @@ class RerouteDecision(RunInput):
     reason_note: int | None = _note_field("사유 메모 번호 (reason note)")
 
 
-class ConferenceSchedule(RunInput):
+class ConferenceSchedule(Signed):
     """When and where the case conference meets; the flow checks it (future, business day)."""
 
     date: ShortText = Field(title="날짜 (date)", description="YYYY-MM-DD, 근무일 (a business day)")
@@ -140,7 +152,7 @@ class ConferenceRole(BaseModel):
     service: ShortText = Field(title="서비스 (service)", description="예: supplies-programs, mental-health")
 
 
-class ConferenceMinutes(RunInput):
+class ConferenceMinutes(Signed):
     """The conference's outcome, by reference only: the minutes text goes to the registry, never here."""
 
     proceed: bool = Field(title="진행 (proceed)", description="사례를 계속 진행하면 체크, 진행하지 않으면 해제")
@@ -159,7 +171,7 @@ class ConferenceMinutes(RunInput):
     )
 
 
-class AgencyAnswer(RunInput):
+class AgencyAnswer(Signed):
     """An agency's answer, as the flow reads it; ``answer_form`` makes the form for each wait.
 
     The fields are declared for the type checker only: ``answer_form`` builds them per wait (a
@@ -287,21 +299,31 @@ def refuse_input(case_ref: str, wait: str, problems: list[str]) -> str:
 DATABASE_REFUSED = "데이터베이스가 값을 받아들이지 않았습니다 (the database refused a value)"
 
 
-def record_or_refuse(case_ref: str, actor: str | None, wait: str, write: Callable[[Session, Case], R]) -> R | None:
-    """Run ``write`` in one transaction, or, when the input is bad, audit that instead and return None.
+# Who gave an input no one signed, in the audit trail: unknown, never guessed.
+UNSIGNED = "unsigned"
 
-    Bad input is a ``CaseError`` (a rule of the case, the message names the field) or a value the
-    database refuses (PostgreSQL takes no NUL byte in text); either way nothing of it is kept and
-    the caller asks again. ``actor`` is who gave the input, for the audit trail; None is the
-    case's coordinator, whose own forms (schedule, outcome, next agency) carry no name.
+
+def record_or_refuse(case_ref: str, act: int | None, wait: str, write: Callable[[Session, Case, str], R]) -> R | None:
+    """Run ``write`` in one transaction as the input's signer, or, when the input is bad, audit
+    that instead and return None.
+
+    ``act`` is the form's signature (``registry.acts``): ``write`` receives who signed it. Bad
+    input is an unsigned one, a ``CaseError`` (a rule of the case, the message names the field)
+    or a value the database refuses (PostgreSQL takes no NUL byte in text); either way nothing of
+    it is kept and the caller asks again.
     """
     try:
         with runtime.transaction() as session:
-            return write(session, cases.find_case(session, case_ref))
+            case = cases.find_case(session, case_ref)
+            return write(session, case, acts.actor_of(session, case, act, wait))
     except (cases.CaseError, DataError) as error:
         why = str(error) if isinstance(error, cases.CaseError) else DATABASE_REFUSED
     with runtime.transaction() as session:
         case = cases.find_case(session, case_ref)
-        cases.audit(session, case, actor or case.coordinator_id, "invalid-input", wait=wait, error=why)
+        try:
+            actor = acts.actor_of(session, case, act, wait)
+        except cases.CaseError:
+            actor = UNSIGNED
+        cases.audit(session, case, actor, "invalid-input", wait=wait, error=why)
     logger(case_ref, wait).warning("input-invalid", wait=wait)
     return None

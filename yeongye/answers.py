@@ -47,7 +47,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from registry import cases, conferences, links
+from registry import acts, cases, conferences, links
 from registry.catalog import service_label
 from registry.db import Database
 from registry.models import Case, Conference, Referral
@@ -480,6 +480,7 @@ def create_app(settings: Settings, db: Database, prefect_api_url: str) -> FastAP
                     status=claim.status,
                     reason=reason.strip(),
                     outcome=outcome if claim.purpose == "done" else "",
+                    by=acts.link_actor(referral.id),
                 )
         except (steering.SteeringError, cases.CaseError):
             # The message names the step and agencies the case waits on: for the log, never the page.
@@ -499,7 +500,7 @@ def create_app(settings: Settings, db: Database, prefect_api_url: str) -> FastAP
                     current,
                     status=claim.status,
                     reason=reason.strip(),
-                    actor=referral.agency_id,
+                    actor=acts.link_actor(referral.id),
                     at=dt.datetime.now(dt.UTC),
                 )
         except cases.CaseError:

@@ -8,8 +8,10 @@ nothing.
 from __future__ import annotations
 
 import datetime as dt
+import getpass
 import json
 import os
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -20,13 +22,12 @@ from prefect.settings import PREFECT_API_URL
 from rich.console import Console
 from rich.table import Table
 from sqlalchemy import select
-from sqlalchemy.orm import Session
 
+from registry import access, accounts, calendar, cases, deadlines, detection, jobs, outbox, programs
 from registry import audit as trail
-from registry import calendar, cases, deadlines, detection, jobs, outbox, programs
 from registry.db import Database
-from registry.loader import SAMPLE_PATH, RegistryLoadError, load_registry
-from registry.models import AuditEntry, Case, HolidayOverride, Resident, Staff
+from registry.loader import LoadReport, RegistryLoadError, load_registry, load_sample
+from registry.models import AuditEntry, Case, HolidayOverride, OutboxMessage, Resident, Staff
 from registry.text import ID_MAX, clean_text
 from registry.timeline import case_timeline
 from yeongye import prefect_api, steering
@@ -54,6 +55,8 @@ program_app = typer.Typer(help="단지 공동 프로그램: 참여자 등록, �
 app.add_typer(program_app, name="program")
 jobs_app = typer.Typer(help="일자리 연계: 자격 확인 사항 기록 / job placement", no_args_is_help=True)
 app.add_typer(jobs_app, name="jobs")
+staff_app = typer.Typer(help="직원 계정 / staff accounts", no_args_is_help=True)
+app.add_typer(staff_app, name="staff")
 outbox_app = typer.Typer(help="보낼 메일함: 대기·실패 메일, 다시 보내기 / the email outbox")
 app.add_typer(outbox_app, name="outbox")
 
@@ -66,39 +69,46 @@ def _fail(message: str) -> typer.Exit:
     return typer.Exit(code=2)
 
 
-STAFF_ENV = "YEONGYE_STAFF"
-# Who the CLI acts as when nothing says so, for acts that need no named person (a sweep, a load).
-UNNAMED_ACTOR = "cli"
-
-
-def _actor(by: str = "", *, required: bool = True) -> str:
-    """Who is at the keyboard, until staff log-in exists: ``--by`` where a command has it, else
-    ``YEONGYE_STAFF``. The one place the CLI learns it, so log-in can replace it later.
-
-    A command that shows personal data requires it (PIPA: every access names the person who
-    read); others get "" and decide themselves what an unnamed act is recorded as.
-    """
-    actor = by.strip() or os.environ.get(STAFF_ENV, "").strip()
-    if actor:
-        try:
-            return clean_text(actor, "--by" if by.strip() else STAFF_ENV, ID_MAX)
-        except cases.CaseError as error:
-            raise _fail(str(error)) from None
-    if required:
+def _signed_in(settings: Settings) -> tuple[Database, access.Principal]:
+    """The registry, and the member of staff whose log-in this is (``yeongye login``, or a token in
+    ``YEONGYE_TOKEN``); every command that reads or changes a case acts as them."""
+    db = _database(settings)
+    token = settings.token or _read_session(settings)
+    if not token:
         raise _fail(
-            f"개인정보를 보려면 열람하는 직원을 밝혀야 합니다: {STAFF_ENV}=<직원 ID> 로 설정하십시오 "
-            f"(personal data is shown only to a named member of staff: set {STAFF_ENV}=<staff id>)"
+            "로그인하지 않았습니다: yeongye login --user <직원 ID> "
+            "(not logged in: run yeongye login, or set YEONGYE_TOKEN)"
         )
-    return ""
-
-
-def _reader(session: Session, purpose: str) -> tuple[str, str]:
-    """The registered member of staff about to read personal data, and the purpose they gave."""
-    actor = _actor()
-    if session.get(Staff, actor) is None:
-        raise _fail(f"{STAFF_ENV}: 직원 '{actor}'가 등록부에 없습니다 (unknown staff id; see the registry's staff)")
     try:
-        return actor, clean_text(purpose, "--purpose", 128)
+        with db.transaction() as session:
+            return db, accounts.authenticate(session, token, now=calendar.SystemClock().now())
+    except access.AccessDenied as error:
+        raise _fail(str(error)) from None
+
+
+def _session_file(settings: Settings) -> Path:
+    return settings.data_dir / "session"
+
+
+def _read_session(settings: Settings) -> str:
+    try:
+        return _session_file(settings).read_text(encoding="utf-8").strip()
+    except OSError:
+        return ""
+
+
+def _setup_actor(db: Database) -> str | None:
+    """Who loads a registry that has no accounts yet: the operating-system user installing it (the
+    only person there is to name); None once any account can log in, when loading needs one."""
+    with db.transaction() as session:
+        if session.scalar(select(Staff.id).where(Staff.password_hash.is_not(None)).limit(1)) is not None:
+            return None
+    return f"setup:{getpass.getuser()}"
+
+
+def _purpose(purpose: str) -> str:
+    try:
+        return clean_text(purpose, "--purpose", 128)
     except cases.CaseError as error:
         raise _fail(str(error)) from None
 
@@ -155,9 +165,13 @@ def up(
         console.print(f"메일 캡처 (mail capture): 127.0.0.1:{info.smtp_port} → {info.mail_dir}")
         if demo:
             db = Database(info.registry_url)
-            load_registry(db, SAMPLE_PATH)
+            # The person who started the stack on this machine, named by the operating system.
+            starter = f"setup:{getpass.getuser()}"
+            load_sample(db, actor=starter)
             with prefect_api.connected(settings, info.api_url):
-                launched = steering.launch(db, intervention="hoarding", complex_code="D", resident_ref="R-D-001")
+                launched = steering.launch(
+                    db, intervention="hoarding", complex_code="D", resident_ref="R-D-001", by=starter
+                )
             console.print(
                 f"예시 사례 시작 (demo case): {launched.case_ref} → {info.ui_url}/runs/flow-run/{launched.flow_run_id}"
             )
@@ -169,26 +183,173 @@ def up(
         raise _fail(str(error)) from None
 
 
+@app.command()
+def login(
+    user: str = typer.Option(..., "--user", help="직원 ID / staff id"),
+    password_stdin: bool = typer.Option(
+        False,
+        "--password-stdin",
+        help="비밀번호를 표준 입력 첫 줄에서 읽음 (스크립트용) / read the password from stdin",
+    ),
+    print_token: bool = typer.Option(
+        False,
+        "--print-token",
+        help="토큰을 파일에 두지 않고 출력 (YEONGYE_TOKEN 용) / print the token instead of storing it",
+    ),
+) -> None:
+    """로그인: 근무 하루 동안 유효한 토큰을 받습니다 (<data_dir>/session, 본인만 읽기) / log in for a working day."""
+    settings = get_settings()
+    password = (
+        sys.stdin.readline().rstrip("\r\n") if password_stdin else typer.prompt("비밀번호 (password)", hide_input=True)
+    )
+    db = _database(settings)
+    now = calendar.SystemClock().now()
+    with db.transaction() as session:
+        token = accounts.log_in(session, user.strip(), password, now=now, hours=settings.session_hours)
+    if token is None:
+        raise _fail(str(accounts.refused()))
+    if print_token:
+        typer.echo(token)
+        return
+    _write_private(_session_file(settings), token)
+    with db.transaction() as session:
+        who = accounts.authenticate(session, token, now=now)
+    until = (now + dt.timedelta(hours=settings.session_hours)).astimezone(calendar.SEOUL)
+    console.print(
+        f"로그인 (logged in): {who.staff_id} · {access.ROLES.get(who.role, who.role)} · 센터 {who.centre_code} "
+        f"· {until:%Y-%m-%d %H:%M}까지 (until)"
+    )
+
+
+def _write_private(path: Path, text: str) -> None:
+    """Write ``text`` to a file only its owner can read, created with that mode (never chmod-ed after)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.unlink(missing_ok=True)
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(descriptor, "w", encoding="utf-8") as file:
+        file.write(text + "\n")
+
+
+@app.command()
+def logout() -> None:
+    """로그아웃: 세션을 끝내고 토큰 파일을 지웁니다 / end the session and delete the token file."""
+    settings = get_settings()
+    token = settings.token or _read_session(settings)
+    if token:
+        with _database(settings).transaction() as session:
+            accounts.log_out(session, token, now=calendar.SystemClock().now())
+    _session_file(settings).unlink(missing_ok=True)
+    console.print("로그아웃 (logged out)")
+
+
+@app.command()
+def whoami(as_json: bool = typer.Option(False, "--json")) -> None:
+    """로그인한 직원, 역할, 센터 / who is logged in, with role and centre."""
+    _db, who = _signed_in(get_settings())
+    if as_json:
+        return _print_json({"staff": who.staff_id, "role": who.role, "centre": who.centre_code})
+    console.print(f"{who.staff_id} · {access.ROLES.get(who.role, who.role)} · 센터 (centre) {who.centre_code}")
+
+
+@staff_app.command("set-password")
+def staff_set_password(
+    staff_id: str = typer.Argument(..., help="직원 ID / staff id"),
+    password_stdin: bool = typer.Option(False, "--password-stdin", help="표준 입력 첫 줄에서 읽음 / read from stdin"),
+) -> None:
+    """센터 관리자가 직원의 비밀번호를 정합니다(첫 비밀번호, 분실); 본인 변경은 yeongye password.
+
+    (a centre admin sets a member of staff's password; staff change their own with yeongye password)
+    """
+    settings = get_settings()
+    db, who = _signed_in(settings)
+    password = sys.stdin.readline().rstrip("\r\n") if password_stdin else _new_password()
+    try:
+        with db.transaction() as session:
+            target = session.get(Staff, staff_id)
+            centre = {target.centre_code or ""} if target is not None else set()
+            access.check_admin_of(session, who, centre, "staff set-password")
+            accounts.set_password(session, staff_id, password, by=who.staff_id)
+    except access.AccessDenied as error:
+        raise _fail(str(error)) from None
+    console.print(f"{staff_id}: 비밀번호 설정, 열린 세션 종료 (password set, open sessions ended)")
+
+
+@app.command()
+def password(
+    password_stdin: bool = typer.Option(
+        False, "--password-stdin", help="표준 입력에서 현재·새 비밀번호 두 줄 / current and new, two lines on stdin"
+    ),
+) -> None:
+    """내 비밀번호를 바꿉니다 (현재 비밀번호 확인) / change your own password (the current one is asked)."""
+    settings = get_settings()
+    db, who = _signed_in(settings)
+    if password_stdin:
+        current, new = sys.stdin.readline().rstrip("\r\n"), sys.stdin.readline().rstrip("\r\n")
+    else:
+        current = typer.prompt("현재 비밀번호 (current password)", hide_input=True)
+        new = _new_password()
+    try:
+        with db.transaction() as session:
+            if not accounts.check_password(session.get(Staff, who.staff_id), current):
+                raise accounts.refused()
+            accounts.set_password(session, who.staff_id, new, by=who.staff_id)
+    except access.AccessDenied as error:
+        raise _fail(str(error)) from None
+    console.print("비밀번호를 바꿨습니다; 다시 로그인하십시오 (password changed; log in again)")
+
+
+def _new_password() -> str:
+    return str(typer.prompt("새 비밀번호 (new password)", hide_input=True, confirmation_prompt=True))
+
+
 @registry_app.command("load-sample")
-def load_sample() -> None:
-    """가상의 '가온구' 예시 등록부(기관 43종, 단지 A–F, 입주민)를 싣습니다 / load the sample district."""
-    _load(SAMPLE_PATH)
+def registry_load_sample() -> None:
+    """가상의 '가온구' 예시 등록부(센터 3, 기관 43종, 단지 A–F, 직원, 입주민)를 싣습니다; 예시 직원의 비밀번호는 demo.
+
+    (load the sample district; its staff log in with the password "demo")
+    """
+    settings = get_settings()
+    db = _database(settings)
+    actor = _setup_actor(db)
+    if actor is None:
+        _db, who = _signed_in(settings)
+        try:
+            access.check_admin(who, "registry load-sample", central_only=True)
+        except access.AccessDenied as error:
+            raise _fail(str(error)) from None
+        actor = who.staff_id
+    _report(load_sample(db, actor=actor))
+    console.print("예시 직원 로그인 (sample staff log in): yeongye login --user coord-d  (비밀번호 password: demo)")
 
 
 @registry_app.command("load")
-def load(path: Path = typer.Argument(..., exists=True, dir_okay=False, help="JSON 등록부 파일")) -> None:
-    """JSON 등록부 파일을 싣습니다; 오류가 하나라도 있으면 아무것도 쓰지 않습니다."""
-    _load(path)
+def registry_load(path: Path = typer.Argument(..., exists=True, dir_okay=False, help="JSON 등록부 파일")) -> None:
+    """JSON 등록부 파일을 싣습니다; 오류가 하나라도 있으면 아무것도 쓰지 않습니다.
 
-
-def _load(path: Path) -> None:
+    센터 관리자만 싣습니다: 구 센터는 자기 센터의 단지·직원·입주민만, 센터·기관은 중앙센터 관리자가
+    (a centre admin loads their own centre's rows; centres and agencies are the central centre's).
+    계정이 하나도 없는 새 등록부는 설치하는 사람이 싣습니다 (a registry with no account yet: the installer).
+    """
     settings = get_settings()
+    db = _database(settings)
+    actor, centre = _setup_actor(db), None
+    if actor is None:
+        _db, who = _signed_in(settings)
+        try:
+            access.check_admin(who, "registry load")
+        except access.AccessDenied as error:
+            raise _fail(str(error)) from None
+        actor, centre = who.staff_id, None if who.centre_kind == access.CENTRAL_KIND else who.centre_code
     try:
-        report = load_registry(_database(settings), path, actor=_actor(required=False) or UNNAMED_ACTOR)
+        report = load_registry(db, path, actor=actor, centre=centre)
     except RegistryLoadError as error:
         raise _fail(f"{path}: 등록부를 싣지 못했습니다; 아무것도 쓰지 않았습니다 (nothing written)\n{error}") from None
+    _report(report)
+
+
+def _report(report: LoadReport) -> None:
     console.print(
-        f"등록부 적재 완료 (loaded): 기관유형 {report.agency_types}, 기관 {report.agencies}, "
+        f"등록부 적재 완료 (loaded): 센터 {report.centres}, 기관유형 {report.agency_types}, 기관 {report.agencies}, "
         f"단지 {report.complexes}, 직원 {report.staff}, 입주민 {report.residents}"
     )
 
@@ -215,7 +376,7 @@ def launch(
     """사례를 열고 개입 flow를 시작합니다 / open a case and start its intervention flow."""
     settings = get_settings()
     parameters = {name: value for name, value in (("sessions", sessions), ("seats", seats)) if value is not None}
-    db = _database(settings)
+    db, who = _signed_in(settings)
     try:
         with _prefect(settings):
             launched = steering.launch(
@@ -225,6 +386,7 @@ def launch(
                 resident_ref=resident,
                 program_kind=kind,
                 parameters=parameters,
+                by=who,
             )
     except (cases.CaseError, steering.SteeringError) as error:
         raise _fail(str(error)) from None
@@ -235,9 +397,13 @@ def launch(
 
 @app.command("cases")
 def list_cases(as_json: bool = typer.Option(False, "--json")) -> None:
-    """모든 사례 / every case."""
-    db = _database(get_settings())
+    """내 센터의 사례 (중앙센터: 모든 센터) / the cases of your centre (the central centre: every case)."""
+    db, who = _signed_in(get_settings())
     with db.transaction() as session:
+        readable = access.readable_complexes(session, who)
+        query = select(Case).order_by(Case.ref)
+        if readable is not None:
+            query = query.where(Case.complex_code.in_(readable))
         rows = [
             {
                 "case": c.ref,
@@ -248,7 +414,7 @@ def list_cases(as_json: bool = typer.Option(False, "--json")) -> None:
                 "coordinator": c.coordinator_id,
                 "opened_at": c.opened_at.isoformat(),
             }
-            for c in session.scalars(select(Case).order_by(Case.ref))
+            for c in session.scalars(query)
         ]
     if as_json:
         return _print_json(rows)
@@ -260,13 +426,26 @@ def list_cases(as_json: bool = typer.Option(False, "--json")) -> None:
 
 @app.command("case")
 def show_case(
-    ref: str = typer.Argument(..., help="사례 번호 / case reference"), as_json: bool = typer.Option(False, "--json")
+    ref: str = typer.Argument(..., help="사례 번호 / case reference"),
+    as_json: bool = typer.Option(False, "--json"),
+    purpose: str = typer.Option("case-work", "--purpose", help=_PURPOSE_HELP),
 ) -> None:
     """사례 타임라인: 단계, 연계, 메일, 결재, 대기 중인 것 / a case's timeline."""
-    db = _database(get_settings())
+    db, who = _signed_in(get_settings())
     try:
         with db.transaction() as session:
-            timeline = case_timeline(session, cases.find_case(session, ref))
+            case = cases.find_case(session, clean_text(ref, "case", ID_MAX))
+            access.check_read_case(session, who, case)
+            timeline = case_timeline(session, case)
+            # The timeline holds what people wrote about the resident (reasons): reading it is a read.
+            if case.resident_ref:
+                trail.record_read(
+                    session,
+                    actor=who.staff_id,
+                    resident_ref=case.resident_ref,
+                    purpose=_purpose(purpose),
+                    what=f"case {case.ref}",
+                )
     except cases.CaseError as error:
         raise _fail(str(error)) from None
     if as_json:
@@ -346,8 +525,9 @@ def conference_schedule(
     settings = get_settings()
     try:
         with _prefect(settings):
+            db, who = _signed_in(settings)
             wait = steering.schedule_conference(
-                _database(settings), ref, date=date, time_of_day=time_of_day, place=place, duration_minutes=duration
+                db, ref, date=date, time_of_day=time_of_day, place=place, duration_minutes=duration, by=who
             )
     except (steering.SteeringError, cases.CaseError) as error:
         raise _fail(str(error)) from None
@@ -378,8 +558,9 @@ def conference_minutes(
     settings = get_settings()
     try:
         with _prefect(settings):
+            db, who = _signed_in(settings)
             wait = steering.record_minutes(
-                _database(settings), ref, proceed=not not_proceeding, roles=role, reason=reason, minutes=minutes
+                db, ref, proceed=not not_proceeding, roles=role, reason=reason, minutes=minutes, by=who
             )
     except (steering.SteeringError, cases.CaseError) as error:
         raise _fail(str(error)) from None
@@ -393,10 +574,11 @@ def program_enrol(
     resident: list[str] = typer.Option(..., "--resident", help="참여 입주민, 여러 번 가능 / resident, repeatable"),
 ) -> None:
     """입주민을 프로그램 참여자로 등록합니다 (등록부에만 기록) / enrol residents (registry only)."""
-    db = _database(get_settings())
+    db, who = _signed_in(get_settings())
     try:
         with db.transaction() as session:
             case = programs.program_case(session, ref)
+            access.check_work_on_case(session, who, case, "program enrol")
             added = programs.enrol(session, case, resident, at=calendar.SystemClock().now())
     except cases.CaseError as error:
         raise _fail(str(error)) from None
@@ -410,10 +592,11 @@ def program_attend(
     resident: list[str] = typer.Option(..., "--resident", help="출석한 입주민, 여러 번 가능 / attendee, repeatable"),
 ) -> None:
     """회기 출석을 기록합니다; 그다음 yeongye approve로 회기 진행을 확인합니다 / record attendance."""
-    db = _database(get_settings())
+    db, who = _signed_in(get_settings())
     try:
         with db.transaction() as session:
             case = programs.program_case(session, ref)
+            access.check_work_on_case(session, who, case, "program attend")
             added = programs.attend(session, case, session_number, resident, at=calendar.SystemClock().now())
     except cases.CaseError as error:
         raise _fail(str(error)) from None
@@ -428,13 +611,14 @@ def program_show(
 ) -> None:
     """초대·참여 입주민(개인정보: 등록부 안에서만; 열람은 감사 기록에 남음)과 회기별 출석 / roster and sessions.
 
-    열람하는 직원은 YEONGYE_STAFF 로 밝힙니다 (the reader is named by YEONGYE_STAFF).
+    열람은 로그인한 직원의 이름으로 기록됩니다 (the read is recorded as the logged-in member of staff).
     """
-    db = _database(get_settings())
+    db, who = _signed_in(get_settings())
+    actor, purpose = who.staff_id, _purpose(purpose)
     try:
         with db.transaction() as session:
-            actor, purpose = _reader(session, purpose)
             case = programs.program_case(session, ref, open_only=False)
+            access.check_read_case(session, who, case)
             report, roster = programs.summary(session, case), programs.roster(session, case)
             for person in roster:
                 trail.record_read(
@@ -475,23 +659,24 @@ def approve(
     ref: str = typer.Argument(..., help="사례 번호 / case reference"),
     reject: bool = typer.Option(False, "--reject", help="반려 / 동의 거부 (reject / consent refused)"),
     reason: str = typer.Option("", "--reason", help="사유 (반려 시 필수)"),
-    by: str = typer.Option(
-        "", "--by", help="결정한 직원 ID, 결재에는 필수 / staff id of who decides (required for a decision)"
-    ),
     guardian: bool = typer.Option(
         False, "--guardian", help="동의서 서명자가 보호의무자 / consent signed by a guardian"
     ),
 ) -> None:
-    """대기 중인 결재·동의를 승인하거나 반려합니다 (UI 입력 양식과 같음); 결재는 --by 로 결정자를 밝힙니다."""
+    """대기 중인 결재·동의를 로그인한 직원의 이름으로 승인하거나 반려합니다; 수퍼바이저 결재는 수퍼바이저만.
+
+    (approve or reject the decision or consent the case waits for, as the logged-in member of staff)
+    """
     settings = get_settings()
+    db, who = _signed_in(settings)
     try:
         with _prefect(settings):
             wait = steering.approve(
-                _database(settings),
+                db,
                 ref,
                 approved=not reject,
                 reason=reason,
-                by=_actor(by, required=False),
+                by=who,
                 signer="guardian" if guardian else "resident",
             )
     except (steering.SteeringError, cases.CaseError) as error:
@@ -509,13 +694,15 @@ def respond(
         "", "--outcome", help="결과가 정해진 단계의 결과, 예: discharged / converted-voluntary"
     ),
 ) -> None:
-    """기관의 답변(수락·거절·완료)을 그 기관의 연계에 기록합니다 (UI 입력 양식과 같음)."""
+    """기관의 답변(수락·거절·완료)을 그 기관의 연계에 기록합니다; 전화로 받은 답을 기록한 직원의 이름으로 남습니다.
+
+    (record an agency's answer, e.g. taken by phone, in the name of the logged-in member of staff)
+    """
     settings = get_settings()
+    db, who = _signed_in(settings)
     try:
         with _prefect(settings):
-            wait = steering.respond(
-                _database(settings), ref, agency_id=agency, status=status, reason=reason, outcome=outcome
-            )
+            wait = steering.respond(db, ref, agency_id=agency, status=status, reason=reason, outcome=outcome, by=who)
     except (steering.SteeringError, cases.CaseError) as error:
         raise _fail(str(error)) from None
     console.print(f"{ref}: {agency} → {status} (sent to {wait.key})")
@@ -532,9 +719,10 @@ def reroute(
     if bool(agency) == skip:
         raise _fail("--agency / --skip: 둘 중 하나만 주십시오 (give exactly one of --agency and --skip)")
     settings = get_settings()
+    db, who = _signed_in(settings)
     try:
         with _prefect(settings):
-            wait = steering.reroute(_database(settings), ref, agency_id=agency, reason=reason)
+            wait = steering.reroute(db, ref, agency_id=agency, reason=reason, by=who)
     except (steering.SteeringError, cases.CaseError) as error:
         raise _fail(str(error)) from None
     console.print(f"{ref}: {agency or '건너뜀 (skipped)'} (sent to {wait.key})")
@@ -557,11 +745,12 @@ def jobs_facts(
         "employee_insured": employee_insured,
         "ltc_grade": ltc_grade,
     }
-    db = _database(get_settings())
+    db, who = _signed_in(get_settings())
     try:
         with db.transaction() as session:
             case = cases.find_case(session, clean_text(ref, "case", ID_MAX))
-            jobs.record_facts(session, case, {k: v for k, v in given.items() if v is not None}, by=case.coordinator_id)
+            access.check_work_on_case(session, who, case, "jobs facts")
+            jobs.record_facts(session, case, {k: v for k, v in given.items() if v is not None}, by=who.staff_id)
             unknown = jobs.unknown_facts(case.resident) if case.resident else []
             missing = [f"{ko} ({name})" for name, ko, _ in jobs.FACTS if name in unknown]
     except cases.CaseError as error:
@@ -570,7 +759,7 @@ def jobs_facts(
     if missing:
         console.print(f"아직 모름 (still unknown): {', '.join(missing)}")
     else:
-        console.print(f"다음 (next): yeongye approve {ref} --by <직원 ID (staff id)>")
+        console.print(f"다음 (next): yeongye approve {ref}")
 
 
 @app.command()
@@ -581,14 +770,21 @@ def residents(
 ) -> None:
     """등록된 입주민 (개인정보: 등록부 안에서만; 열람은 감사 기록에 남음) / residents in the registry.
 
-    열람하는 직원은 YEONGYE_STAFF 로 밝힙니다 (the reader is named by YEONGYE_STAFF).
+    내 센터의 입주민만 보이며, 열람은 로그인한 직원의 이름으로 기록됩니다
+    (your centre's residents only; the read is recorded as the logged-in member of staff).
     """
-    db = _database(get_settings())
+    db, who = _signed_in(get_settings())
+    actor, purpose = who.staff_id, _purpose(purpose)
     with db.transaction() as session:
-        actor, purpose = _reader(session, purpose)
         query = select(Resident).order_by(Resident.ref)
         if complex_code:
+            try:
+                access.check_read_complex(session, who, complex_code)
+            except access.AccessDenied as error:
+                raise _fail(str(error)) from None
             query = query.where(Resident.complex_code == complex_code)
+        if (readable := access.readable_complexes(session, who)) is not None:
+            query = query.where(Resident.complex_code.in_(readable))
         rows = [
             {
                 "ref": r.ref,
@@ -614,10 +810,16 @@ def residents(
 
 @app.command()
 def overdue(as_json: bool = typer.Option(False, "--json")) -> None:
-    """기한이 지난 연계·결재, 담당자별·기관별 / late handoffs and decisions, by coordinator and agency."""
-    db = _database(get_settings())
+    """기한이 지난 연계·결재, 담당자별·기관별 (내 센터; 중앙센터는 전부) / late handoffs and decisions."""
+    db, who = _signed_in(get_settings())
     with db.transaction() as session:
-        rows = deadlines.overdue(session, calendar.today(calendar.SystemClock()))
+        readable = access.readable_cases(session, who)
+        rows = [
+            row
+            for row in deadlines.overdue(session, calendar.today(calendar.SystemClock()))
+            if readable is None or row["case"] in readable
+        ]
+        failed = [m for m in outbox.listing(session, "failed") if readable is None or m["case"] in readable]
     if as_json:
         return _print_json(rows)
     for group, title in (("coordinator", "담당자별 (by coordinator)"), ("waiting_on", "기관·결재자별 (by agency)")):
@@ -629,8 +831,7 @@ def overdue(as_json: bool = typer.Option(False, "--json")) -> None:
                 row[group], row["case"], row["what"], row["due"].isoformat(), str(row["days_late"]), row["escalation"]
             )
         console.print(table)
-    with db.transaction() as session:
-        _print_failed_mail(outbox.listing(session, "failed"))
+    _print_failed_mail(failed)
 
 
 def _print_failed_mail(failed: list[dict[str, Any]]) -> None:
@@ -647,6 +848,11 @@ def _print_failed_mail(failed: list[dict[str, Any]]) -> None:
 def run_deadlines() -> None:
     """기한 점검을 지금 실행합니다 (평소에는 근무시간 매시 자동) / run the deadline sweep now."""
     settings = get_settings()
+    _db, who = _signed_in(settings)
+    try:
+        access.check_case_worker(who, "deadlines")
+    except access.AccessDenied as error:
+        raise _fail(str(error)) from None
     with _prefect(settings):
         flow_run_id = steering.start_deadline_sweep()
     ui = settings.stack_info().get("ui_url") or f"http://127.0.0.1:{settings.prefect_port}"
@@ -660,11 +866,15 @@ def run_sweep(
 ) -> None:
     """위기가구 발굴: 신호 파일을 들여와 규칙별로 표시하고 outreach 사례를 엽니다 / detection sweep."""
     settings = get_settings()
-    db = _database(settings)
+    db, who = _signed_in(settings)
     try:
-        report = detection.sweep(
-            db, file, now=calendar.SystemClock().now(), actor=_actor(required=False) or UNNAMED_ACTOR
-        )
+        access.check_case_worker(who, "sweep")
+        with db.transaction() as session:
+            complexes = access.readable_complexes(session, who)
+    except access.AccessDenied as error:
+        raise _fail(str(error)) from None
+    try:
+        report = detection.sweep(db, file, now=calendar.SystemClock().now(), actor=who.staff_id, complexes=complexes)
     except detection.SweepFileError as error:
         problems = "\n".join(error.problems)
         raise _fail(f"{file.name}: 파일을 들여오지 않았습니다 (nothing imported)\n{problems}") from None
@@ -710,7 +920,12 @@ def holiday(
         date = dt.date.fromisoformat(day)
     except ValueError:
         raise _fail(f"day: '{day}'는 YYYY-MM-DD 날짜가 아닙니다 (not a date)") from None
-    db = _database(get_settings())
+    db, who = _signed_in(get_settings())
+    try:
+        # Business-day clocks of every centre move with it: the central centre's admin sets it.
+        access.check_admin(who, "holiday", central_only=True)
+    except access.AccessDenied as error:
+        raise _fail(str(error)) from None
     with db.transaction() as session:
         before = session.get(HolidayOverride, date)
         previous = {"name": before.name, "holiday": before.holiday} if before else None
@@ -718,7 +933,7 @@ def holiday(
         # Business-day deadlines (legal ones among them) move with it: who moved them is recorded.
         trail.record(
             session,
-            actor=_actor(required=False) or UNNAMED_ACTOR,
+            actor=who.staff_id,
             action="holiday-override",
             day=date.isoformat(),
             name=name,
@@ -743,8 +958,10 @@ def audit_command(
     """
     if bool(resident) == verify:
         raise _fail("--resident / --verify: 둘 중 하나만 주십시오 (give exactly one of --resident and --verify)")
-    db = _database(get_settings())
+    db, who = _signed_in(get_settings())
     if verify:
+        if who.role not in (access.CENTRE_ADMIN, access.CENTRAL):
+            raise _fail("--verify: 센터 관리자나 중앙센터가 점검합니다 (a centre admin or the central centre checks)")
         with db.transaction() as session:
             verdict = trail.verify(session)
         if as_json:
@@ -768,9 +985,13 @@ def audit_command(
         ref = clean_text(resident, "--resident", ID_MAX)
     except cases.CaseError as error:
         raise _fail(str(error)) from None
+    actor, purpose = who.staff_id, _purpose(purpose)
     with db.transaction() as session:
         # Who did what to a resident is itself personal data: reading it is a read like any other.
-        actor, purpose = _reader(session, purpose)
+        try:
+            access.check_read_resident(session, who, ref)
+        except cases.CaseError as error:
+            raise _fail(str(error)) from None
         entries = trail.for_resident(session, ref)
         case_refs = dict(
             session.execute(select(Case.id, Case.ref).where(Case.id.in_({e.case_id for e in entries if e.case_id})))
@@ -828,8 +1049,32 @@ def _audit_row(entry: AuditEntry, case_ref: str | None) -> dict[str, Any]:
 
 @app.command()
 def mail(as_json: bool = typer.Option(False, "--json"), limit: int = typer.Option(50, "--limit")) -> None:
-    """로컬 캡처 서버가 받은 메일 / messages kept by the local SMTP capture."""
-    messages = read_captured(get_settings().mail_dir)[-limit:]
+    """로컬 캡처 서버가 받은 메일, 내 센터 사례의 것만 / messages the local SMTP capture kept, of your centre's cases.
+
+    --json 은 본문(기관에 제공된 개인정보가 있을 수 있음)을 보여 주므로 열람으로 기록됩니다
+    (--json shows the bodies, which may hold what was disclosed to an agency: recorded as a read).
+    """
+    settings = get_settings()
+    db, who = _signed_in(settings)
+    with db.transaction() as session:
+        readable = access.readable_cases(session, who)
+        messages = [
+            m
+            for m in read_captured(settings.mail_dir)
+            if readable is None or m.headers.get("X-Yeongye-Case", "") in readable
+        ][-limit:]
+        if as_json:
+            shown = {m.headers.get("X-Yeongye-Case", "") for m in messages}
+            for case_ref, resident_ref in session.execute(
+                select(Case.ref, Case.resident_ref).where(Case.ref.in_(shown), Case.resident_ref.is_not(None))
+            ).tuples():
+                trail.record_read(
+                    session,
+                    actor=who.staff_id,
+                    resident_ref=str(resident_ref),
+                    purpose="case-work",
+                    what=f"mail {case_ref}",
+                )
     rows: list[dict[str, Any]] = [
         {
             "received_at": m.received_at.isoformat(),
@@ -867,9 +1112,10 @@ def outbox_list(
         return
     if status is not None and status not in _OUTBOX_STATUS_LABELS:
         raise _fail(f"--status: {', '.join(_OUTBOX_STATUS_LABELS)} 중 하나여야 합니다 (unknown status)")
-    db = _database(get_settings())
+    db, who = _signed_in(get_settings())
     with db.transaction() as session:
-        rows = outbox.listing(session, status)
+        readable = access.readable_cases(session, who)
+        rows = [row for row in outbox.listing(session, status) if readable is None or row["case"] in readable]
     if as_json:
         return _print_json(rows)
     table = Table(
@@ -892,13 +1138,16 @@ def outbox_list(
 @outbox_app.command("retry")
 def outbox_retry(message_id: int = typer.Argument(..., help="yeongye outbox 의 ID")) -> None:
     """실패한 메일을 등록부의 현재 주소로 다시 보냅니다 (릴레이가 곧 보냄) / send a failed message again."""
-    db = _database(get_settings())
+    db, who = _signed_in(get_settings())
     try:
         with db.transaction() as session:
+            queued = session.get(OutboxMessage, message_id)
+            if queued is not None:
+                access.check_work_on_case(session, who, session.get_one(Case, queued.case_id), "outbox retry")
             message = outbox.retry(session, message_id, calendar.SystemClock().now())
             to_addr = message.to_addr
-    except outbox.OutboxError as error:
-        raise _fail(str(error)) from error
+    except (outbox.OutboxError, access.AccessDenied) as error:
+        raise _fail(str(error)) from None
     console.print(f"다시 보냄 대기 (queued again): {message_id} → {to_addr}")
 
 
@@ -922,7 +1171,13 @@ def doctor(
     from yeongye import recovery
 
     settings = get_settings()
-    db = _database(settings)
+    db, who = _signed_in(settings)
+    try:
+        # Every centre's runs are looked at and mended: an administrator's task, seen by the central centre.
+        if repair or who.role != access.CENTRAL:
+            access.check_admin(who, "doctor --repair" if repair else "doctor")
+    except access.AccessDenied as error:
+        raise _fail(str(error)) from None
     with _prefect(settings):
         findings = recovery.examine(db, repair=repair)
     if as_json:

@@ -79,6 +79,13 @@ class Settings(BaseSettings):
         default=60, ge=1, description="Requests one client address may make to the answer page per window."
     )
     answer_rate_per_link: int = Field(default=10, ge=1, description="Requests one answer link may make per window.")
+    session_hours: float = Field(
+        default=8.0, gt=0, le=24, description="Hours a `yeongye login` lasts (a working day); `yeongye logout` ends it."
+    )
+    token: str | None = Field(
+        default=None,
+        description="A session token from `yeongye login` (YEONGYE_TOKEN), for scripts; else <data_dir>/session.",
+    )
     language: Literal["ko", "en"] = "ko"
     work_pool: str = "yeongye"
     worker_limit: int = Field(default=8, description="Flow runs one worker executes at once.")

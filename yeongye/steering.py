@@ -28,7 +28,7 @@ from prefect.input.actions import read_flow_run_input
 from prefect.input.run_input import keyset_from_paused_state
 from pydantic import ValidationError
 
-from registry import cases, conferences, detection, notes, programs
+from registry import access, acts, cases, conferences, detection, notes, programs
 from registry.calendar import SystemClock
 from registry.db import Database
 from registry.models import Agency, Referral
@@ -73,6 +73,7 @@ def launch(
     resident_ref: str | None,
     program_kind: str | None = None,
     parameters: dict[str, int] | None = None,
+    by: access.Principal | str,
 ) -> Launched:
     """Open the case, then create its flow run; idempotent end to end.
 
@@ -84,10 +85,14 @@ def launch(
     never reused.
     A group intervention has no resident but a ``program_kind``; ``parameters`` are the flow's
     own settings (e.g. a programme's number of sessions), never anything about a person.
+    ``by`` is who launches: a logged-in member of staff of the complex's centre, or the name of
+    what launched it for them (``case:<ref>`` for a follow-on).
     """
     cases.check_intervention(intervention)
     programs.check_launch(intervention, program_kind, parameters or {})
     with db.transaction() as session:
+        if isinstance(by, access.Principal):
+            access.check_work_on(session, by, complex_code, "launch")
         cases.check_launch(session, intervention=intervention, complex_code=complex_code, resident_ref=resident_ref)
     with get_client(sync_client=True) as client:
         try:
@@ -106,6 +111,7 @@ def launch(
             opened_at=SystemClock().now(),
             program_kind=program_kind,
             run_parameters=parameters,
+            by=by.staff_id if isinstance(by, access.Principal) else by,
         ).ref
     try:
         with get_client(sync_client=True) as client:
@@ -225,7 +231,7 @@ def current_wait(db: Database, case_ref: str, *, settle_seconds: float = 30) -> 
 _COMMANDS = {
     "answer": "yeongye respond",
     "reroute": "yeongye reroute",
-    "decision": "yeongye approve --by",
+    "decision": "yeongye approve",
     "consent": "yeongye approve",
     "schedule": "yeongye conference schedule",
     "minutes": "yeongye conference minutes",
@@ -238,7 +244,6 @@ _OPTIONS = {
     "reason": "--reason",
     "reason_note": "--reason",
     "outcome": "--outcome",
-    "decided_by": "--by",
     "date": "--date",
     "time": "--time",
     "place": "--place",
@@ -286,20 +291,33 @@ def _reason(text: str) -> str:
     return _checked(text, "--reason", REASON_MAX, multiline=True)
 
 
-def _with_note(
-    db: Database, case_ref: str, run_input: dict[str, Any], field: str, kind: str, text: str, by: str | None = None
-) -> dict[str, Any]:
-    """``run_input`` with ``field`` set to a new note holding ``text`` (None when there is no text).
+def _worker(db: Database, case_ref: str, by: access.Principal, what: str) -> str:
+    """``by``'s staff id, once it is clear they may change this case (``registry.access``)."""
+    with db.transaction() as session:
+        access.check_work_on_case(session, by, cases.find_case(session, clean_text(case_ref, "case", ID_MAX)), what)
+    return by.staff_id
 
-    Called once everything else is checked, just before resuming: the note is written in the
-    name of ``by`` (None: the case's coordinator, whose own forms name no one).
+
+def _signed(
+    db: Database,
+    case_ref: str,
+    wait: Wait,
+    run_input: dict[str, Any],
+    actor: str,
+    note: tuple[str, str, str] | None = None,
+) -> dict[str, Any]:
+    """``run_input`` signed by ``actor`` for this wait (``registry.acts``), with its free text, if any,
+    in a registry note: ``note`` is (form field, note kind, text).
+
+    Called once everything else is checked, just before resuming.
     """
-    if not text.strip():
-        return {**run_input, field: None}
     with db.transaction() as session:
         case = cases.find_case(session, case_ref)
-        note_id = notes.write(session, case, kind=kind, text=text, by=by or case.coordinator_id)
-    return {**run_input, field: note_id}
+        signed = {**run_input, "act": acts.sign(session, case, wait.key, actor)}
+        if note is not None:
+            field, kind, text = note
+            signed[field] = notes.write(session, case, kind=kind, text=text, by=actor) if text.strip() else None
+    return signed
 
 
 def _resume(wait: Wait, run_input: dict[str, Any]) -> None:
@@ -321,40 +339,48 @@ def _resume(wait: Wait, run_input: dict[str, Any]) -> None:
 
 
 def approve(
-    db: Database, case_ref: str, *, approved: bool, reason: str = "", by: str = "", signer: str = "resident"
+    db: Database, case_ref: str, *, approved: bool, reason: str = "", by: access.Principal, signer: str = "resident"
 ) -> Wait:
-    """Answer the decision or the consent the case waits for.
+    """Answer the decision or the consent the case waits for, as ``by``.
 
-    A decision is taken in someone's name: ``by`` (``--by``) names the staff member, and a
-    decision without one is refused rather than taken to be the approver's. Consent is the
-    coordinator's record of what the resident (or guardian) signed.
+    A decision asked of a supervisor is a supervisor's to take (``cases.check_decider``). Consent
+    is the record, by a member of staff, of what the resident (or guardian) signed.
     """
+    actor = _worker(db, case_ref, by, "approve")
     reason = _reason(reason)
     wait = current_wait(db, case_ref)
     if not approved and not reason.strip():
         raise SteeringError("--reason: 반려·거부할 때는 사유를 입력해야 합니다 (a reason is required)")
     if wait.kind == "decision":
-        if not by.strip():
-            raise SteeringError("--by: 결정한 직원의 ID를 입력해야 합니다 (name who decides: --by STAFF_ID)")
         with db.transaction() as session:
             case = cases.find_case(session, case_ref)
-            cases.check_decider(session, cases.find_approval(session, case, waits.request_of(wait.key)), by.strip())
-        run_input = _input(waits.Decision, approved=approved, decided_by=by.strip())
-        _resume(wait, _with_note(db, case_ref, run_input, "reason_note", notes.REASON, reason, by.strip()))
+            cases.check_decider(session, cases.find_approval(session, case, waits.request_of(wait.key)), actor)
+        run_input = _input(waits.Decision, approved=approved)
     elif wait.kind == "consent":
         run_input = _input(waits.ConsentDecision, given=approved, signer=signer, written=True)
-        _resume(wait, _with_note(db, case_ref, run_input, "reason_note", notes.REASON, reason))
     else:
         raise _other_wait(case_ref, wait)
+    _resume(wait, _signed(db, case_ref, wait, run_input, actor, ("reason_note", notes.REASON, reason)))
     return wait
 
 
-def respond(db: Database, case_ref: str, *, agency_id: str, status: str, reason: str = "", outcome: str = "") -> Wait:
-    """Record, at the command line, an agency's answer to its referral in the step the case waits on.
+def respond(
+    db: Database,
+    case_ref: str,
+    *,
+    agency_id: str,
+    status: str,
+    reason: str = "",
+    outcome: str = "",
+    by: access.Principal,
+) -> Wait:
+    """Record, at the command line, an agency's answer to its referral in the step the case waits on,
+    as taken by ``by`` (a phone call, say): the answer is recorded in their name.
 
     A step whose result the flow branches on takes its ``outcome`` with "completed". An agency
     answers its own referral only: naming the next agency when none is left is ``reroute``.
     """
+    actor = _worker(db, case_ref, by, "respond")
     reason = _check_answer(status, reason)
     wait = current_wait(db, case_ref)
     if wait.kind != "answer":
@@ -367,7 +393,7 @@ def respond(db: Database, case_ref: str, *, agency_id: str, status: str, reason:
         referral = cases.find_referral(session, cases.find_case(session, case_ref), wait.step, agency_id)
         assert referral is not None  # the wait's agencies are its step's open referrals
         referral_id, outcomes = referral.id, list(referral.outcomes)
-    _answer(db, case_ref, wait, agency_id, referral_id, outcomes, status, reason, outcome)
+    _answer(db, case_ref, wait, agency_id, referral_id, outcomes, status, reason, outcome, actor)
     return wait
 
 
@@ -379,9 +405,11 @@ def answer_referral(
     status: str,
     reason: str = "",
     outcome: str = "",
+    by: str,
     settle_seconds: float = 30,
 ) -> Wait:
-    """Answer one referral in its agency's name (an answer link, the deadline sweep), at its own wait only.
+    """Answer one referral as ``by``: the agency's own link (``acts.link_actor``), or the deadline
+    sweep; at its own wait only.
 
     The case must be waiting for an answer in the referral's step from the referral's agency;
     anything else it waits for (another step, a decision, the coordinator naming an agency) is
@@ -400,7 +428,7 @@ def answer_referral(
             f"사례 {case_ref}는 지금 이 연계({step} · {agency_id})의 답변을 기다리지 않습니다 "
             f"(the case is not waiting for this referral's answer now: {wait.key})"
         )
-    _answer(db, case_ref, wait, agency_id, referral_id, outcomes, status, reason, outcome)
+    _answer(db, case_ref, wait, agency_id, referral_id, outcomes, status, reason, outcome, by)
     return wait
 
 
@@ -424,8 +452,9 @@ def _answer(
     status: str,
     reason: str,
     outcome: str,
+    actor: str,
 ) -> None:
-    """Resume the answer wait with the agency-answer form, for one referral; the reason is the agency's note."""
+    """Resume the answer wait with the agency-answer form, for one referral, signed by ``actor``."""
     if outcome and outcome not in outcomes or status == "completed" and outcomes and not outcome:
         raise SteeringError(
             f"--outcome: 이 연계의 결과는 {', '.join(outcomes) or '없음'} 중 하나입니다 "
@@ -435,15 +464,16 @@ def _answer(
     if outcomes:
         values["outcome"] = outcome
     run_input = _input(waits.answer_form(wait.agencies, tuple(outcomes)), **values)
-    _resume(wait, _with_note(db, case_ref, run_input, "reason_note", notes.REASON, reason, agency_id))
+    _resume(wait, _signed(db, case_ref, wait, run_input, actor, ("reason_note", notes.REASON, reason)))
 
 
-def reroute(db: Database, case_ref: str, *, agency_id: str, reason: str = "") -> Wait:
+def reroute(db: Database, case_ref: str, *, agency_id: str, reason: str = "", by: access.Principal) -> Wait:
     """Name the agency a step goes to when none of its type is left, or skip the step (no agency).
 
-    This is the coordinator's decision, and the flow records it as the case coordinator's: it is
-    asked for explicitly, never taken from an agency's answer.
+    This is a decision of the case's centre, recorded as ``by``'s: it is asked for explicitly,
+    never taken from an agency's answer.
     """
+    actor = _worker(db, case_ref, by, "reroute")
     reason = _reason(reason)
     wait = current_wait(db, case_ref)
     if wait.kind != "reroute":
@@ -456,12 +486,19 @@ def reroute(db: Database, case_ref: str, *, agency_id: str, reason: str = "") ->
                 raise SteeringError(
                     f"--agency: '{agency_id}'는 등록된 활동 기관이 아닙니다 (unknown or inactive agency)"
                 )
-    _resume(wait, _with_note(db, case_ref, run_input, "reason_note", notes.REASON, reason))
+    _resume(wait, _signed(db, case_ref, wait, run_input, actor, ("reason_note", notes.REASON, reason)))
     return wait
 
 
 def schedule_conference(
-    db: Database, case_ref: str, *, date: str, time_of_day: str, place: str, duration_minutes: int = 90
+    db: Database,
+    case_ref: str,
+    *,
+    date: str,
+    time_of_day: str,
+    place: str,
+    duration_minutes: int = 90,
+    by: access.Principal,
 ) -> Wait:
     """Schedule the case conference the case waits for, or move it while it waits for the outcome.
 
@@ -469,6 +506,7 @@ def schedule_conference(
     and records it, as it does for the Prefect form. Moving the conference answers the outcome
     form with "reschedule", then fills in the schedule form the case comes back to.
     """
+    actor = _worker(db, case_ref, by, "conference schedule")
     place = _checked(place, "--place", PLACE_MAX, multiline=False)
     run_input = _input(waits.ConferenceSchedule, date=date, time=time_of_day, duration_minutes=duration_minutes)
     wait = current_wait(db, case_ref)
@@ -477,22 +515,31 @@ def schedule_conference(
     starts_at = conferences.parse_start(date, time_of_day)
     conferences.check_schedule(starts_at, duration_minutes, place, now=SystemClock().now(), days=days)
     if wait.kind == "minutes":
-        _resume(wait, _input(waits.ConferenceMinutes, proceed=False, reschedule=True))
+        moving = _input(waits.ConferenceMinutes, proceed=False, reschedule=True)
+        _resume(wait, _signed(db, case_ref, wait, moving, actor))
         wait = _next_wait(db, case_ref, wait)
     if wait.kind != "schedule":
         raise _other_wait(case_ref, wait)
-    _resume(wait, _with_note(db, case_ref, run_input, "place_note", notes.PLACE, place))
+    _resume(wait, _signed(db, case_ref, wait, run_input, actor, ("place_note", notes.PLACE, place)))
     return wait
 
 
 def record_minutes(
-    db: Database, case_ref: str, *, proceed: bool, roles: list[str], reason: str = "", minutes: str | None = None
+    db: Database,
+    case_ref: str,
+    *,
+    proceed: bool,
+    roles: list[str],
+    reason: str = "",
+    minutes: str | None = None,
+    by: access.Principal,
 ) -> Wait:
     """Record the conference's outcome: the minutes text into the registry, then the references into the flow.
 
     ``roles`` are "AGENCY_ID=SERVICE"; each becomes a handoff of the next stage. The minutes are
     written before the flow is resumed and never passed to it (they are about the person).
     """
+    actor = _worker(db, case_ref, by, "conference minutes")
     parsed = parse_roles(roles)
     reason = _reason(reason)
     if not proceed and not reason.strip():
@@ -513,8 +560,8 @@ def record_minutes(
     if minutes is not None:
         with db.transaction() as session:
             case = cases.find_case(session, case_ref)
-            conferences.store_minutes(session, case, wait.step, minutes, by=case.coordinator_id)
-    _resume(wait, _with_note(db, case_ref, run_input, "reason_note", notes.REASON, reason))
+            conferences.store_minutes(session, case, wait.step, minutes, by=actor)
+    _resume(wait, _signed(db, case_ref, wait, run_input, actor, ("reason_note", notes.REASON, reason)))
     return wait
 
 
