@@ -4,8 +4,9 @@
 Why: the local stack prefers PostgreSQL because Prefect on SQLite is known to fail ("database is
 locked") once a few dozen flow runs are active together. This bench checks that claim end to end
 on the same stack ``yeongye up`` runs: it starts ``python -m yeongye.stack`` on a throwaway data
-dir, loads the sample registry plus N fictional residents, launches N cases from N threads at the
-same instant, and waits until every case has sent its first email and its flow run is suspended
+dir, loads the sample registry plus N fictional residents, logs in each complex's coordinator (the
+sample's demo password), launches N cases from N threads at the same instant, each as its
+complex's coordinator, and waits until every case has sent its first email and its flow run is suspended
 (Paused) waiting for an agency.
 
 It reports launch errors, failed/crashed flow runs and cases that never sent an email, the
@@ -47,11 +48,13 @@ import httpx
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
 from prefect.client.schemas.objects import StateType
-from prefect.settings import PREFECT_API_URL, temporary_settings
+from sqlalchemy import select
 
+from registry import accounts, calendar
 from registry.db import Database
-from registry.loader import SAMPLE_PATH, load_registry
-from yeongye import steering
+from registry.loader import load_registry, load_sample
+from registry.models import Staff
+from yeongye import prefect_api, steering
 from yeongye.mailcapture import read_captured
 from yeongye.settings import Settings
 
@@ -60,7 +63,7 @@ READY_TIMEOUT = 180.0
 STOP_TIMEOUT = 120.0
 POLL_SECONDS = 2.0
 COMPLEXES = "ABCDEF"
-DEPLOYMENT = steering.DEPLOYMENTS["hoarding"]
+DEPLOYMENT = steering.deployment_name("hoarding")
 DEFAULT_WORKER_LIMIT = int(Settings.model_fields["worker_limit"].default)
 
 # Flow-run states that will never reach "Paused" on their own: each counts as an error.
@@ -87,6 +90,19 @@ class Stack:
     @property
     def mail_dir(self) -> Path:
         return Path(self.info.get("mail_dir") or self.data_dir / "mail")
+
+    @property
+    def settings(self) -> Settings:
+        """Where the stack keeps its Prefect API auth string (``yeongye.prefect_api``)."""
+        return Settings(data_dir=self.data_dir)
+
+    def auth(self) -> tuple[str, str]:
+        """The stack's Prefect API user and password, for plain HTTP calls; KeyError before it made them."""
+        value = prefect_api.auth_string(self.settings)
+        if value is None:
+            raise KeyError("prefect-auth")
+        user, _, password = value.partition(":")
+        return user, password
 
     def tail(self, lines: int = 40) -> str:
         try:
@@ -145,6 +161,7 @@ def wait_ready(stack: Stack, timeout: float = READY_TIMEOUT) -> None:
 
     stack.json is written last by the stack, but the deployment is still checked explicitly:
     launching against a missing deployment would show up as 50 launch errors, not as "not ready".
+    The API answers only with the stack's auth string.
     """
     deadline = time.monotonic() + timeout
     stack_file = stack.data_dir / "stack.json"
@@ -154,10 +171,10 @@ def wait_ready(stack: Stack, timeout: float = READY_TIMEOUT) -> None:
                 raise StackStartError(f"stack exited early (code {stack.proc.returncode}):\n{stack.tail()}")
             with contextlib.suppress(FileNotFoundError, ValueError, KeyError, httpx.HTTPError):
                 stack.info = json.loads(stack_file.read_text())
-                api = stack.api_url
+                api, auth = stack.api_url, stack.auth()
                 if (
-                    client.get(f"{api}/health").status_code == 200
-                    and client.get(f"{api}/deployments/name/{DEPLOYMENT}").status_code == 200
+                    client.get(f"{api}/health", auth=auth).status_code == 200
+                    and client.get(f"{api}/deployments/name/{DEPLOYMENT}", auth=auth).status_code == 200
                 ):
                     return
             if time.monotonic() > deadline:
@@ -215,13 +232,40 @@ def bench_residents(count: int) -> list[dict[str, Any]]:
 
 
 def load_bench_registry(database_url: str, residents: list[dict[str, Any]]) -> None:
-    """Sample registry first (agencies, complexes, staff), then the bench residents on top."""
+    """Sample registry first (centres, agencies, complexes, staff with the demo password), then
+    the bench residents on top."""
     db = Database(database_url)
     try:
-        load_registry(db, SAMPLE_PATH, actor="bench")
+        load_sample(db, actor="bench")
         load_registry(db, {"residents": residents}, actor="bench")
     finally:
         db.dispose()
+
+
+def log_in_coordinators(database_url: str) -> dict[str, str]:
+    """A session token of each complex's coordinator (``yeongye login`` with the demo password),
+    by complex code: the launches below act as them, as ``yeongye launch`` does."""
+    db = Database(database_url)
+    tokens: dict[str, str] = {}
+    try:
+        with db.transaction() as session:
+            coordinators = session.execute(
+                select(Staff.complex_code, Staff.id).where(Staff.role == "coordinator").order_by(Staff.id)
+            ).all()
+        hours = Settings.model_fields["session_hours"].default
+        for complex_code, staff_id in coordinators:
+            if complex_code is None or complex_code in tokens:
+                continue
+            with db.transaction() as session:
+                token = accounts.log_in(
+                    session, staff_id, accounts.DEMO_PASSWORD, now=calendar.SystemClock().now(), hours=hours
+                )
+            if token is None:
+                raise RuntimeError(f"{staff_id} cannot log in with the demo password")
+            tokens[complex_code] = token
+    finally:
+        db.dispose()
+    return tokens
 
 
 # --------------------------------------------------------------------------------------------
@@ -238,15 +282,18 @@ class LaunchResult:
     error: str | None = None
 
 
-def launch_all(database_url: str, api_url: str, residents: list[dict[str, Any]]) -> list[LaunchResult]:
+def launch_all(stack: Stack, residents: list[dict[str, Any]], tokens: dict[str, str]) -> list[LaunchResult]:
     """Launch one case per resident, all threads released by a barrier at the same instant.
 
     Each thread has its own Database (engine and pool), like N caseworkers each running
     ``yeongye launch``; a shared pool of 10 connections would queue the launches and hide the
-    concurrency being measured. The Prefect client is pointed at the stack per thread, because
-    temporary_settings lives in a context variable that pool threads do not inherit.
+    concurrency being measured. Like the command, each launch first finds who its session token
+    (``tokens``, by complex) belongs to, and launches as them. The Prefect client is pointed at
+    the stack (with its auth string) per thread, because temporary_settings lives in a context
+    variable that pool threads do not inherit.
     """
     barrier = threading.Barrier(len(residents))
+    database_url, api_url, settings = stack.info["database_url"], stack.api_url, stack.settings
 
     def one(resident: dict[str, Any]) -> LaunchResult:
         db = Database(database_url)
@@ -254,12 +301,17 @@ def launch_all(database_url: str, api_url: str, residents: list[dict[str, Any]])
             barrier.wait()
             result = LaunchResult(resident_ref=resident["ref"], started_at=time.time())
             try:
-                with temporary_settings({PREFECT_API_URL: api_url}):
+                with db.transaction() as session:
+                    who = accounts.authenticate(
+                        session, tokens[resident["complex_code"]], now=calendar.SystemClock().now()
+                    )
+                with prefect_api.connected(settings, api_url):
                     launched = steering.launch(
                         db,
                         intervention="hoarding",
                         complex_code=resident["complex_code"],
                         resident_ref=resident["ref"],
+                        by=who,
                     )
                 result.case_ref, result.flow_run_id = launched.case_ref, launched.flow_run_id
             except Exception as error:  # every failure is a data point, never a bench crash
@@ -302,14 +354,14 @@ def first_emails(mail_dir: Path) -> dict[str, float]:
     return first
 
 
-def read_states(api_url: str, flow_run_ids: list[str]) -> dict[str, tuple[StateType | None, str]]:
+def read_states(stack: Stack, flow_run_ids: list[str]) -> dict[str, tuple[StateType | None, str]]:
     """Current state (type, name) of each flow run, in one API call."""
-    with temporary_settings({PREFECT_API_URL: api_url}), get_client(sync_client=True) as client:
+    with prefect_api.connected(stack.settings, stack.api_url), get_client(sync_client=True) as client:
         runs = client.read_flow_runs(
             flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[UUID(i) for i in flow_run_ids])),
             limit=len(flow_run_ids),
         )
-    return {str(r.id): (r.state.type if r.state else None, r.state.name if r.state else "None") for r in runs}
+    return {str(r.id): (r.state.type if r.state else None, (r.state.name if r.state else None) or "None") for r in runs}
 
 
 def wait_until_settled(stack: Stack, launched: list[LaunchResult], timeout: float) -> Observation:
@@ -333,7 +385,7 @@ def wait_until_settled(stack: Stack, launched: list[LaunchResult], timeout: floa
             observation.poll_errors[f"mail: {type(error).__name__}"] += 1
         if ids:
             try:
-                for run_id, (state_type, name) in read_states(stack.api_url, ids).items():
+                for run_id, (state_type, name) in read_states(stack, ids).items():
                     observation.run_states[run_id] = name
                     if state_type is not None:
                         observation.run_types[run_id] = state_type
@@ -390,7 +442,7 @@ def build_report(
     }
     # Launch start and first email, both wall clock, per case that sent something.
     mailed = [(r.started_at, observation.first_email[r.case_ref]) for r in ok if r.case_ref in observation.first_email]
-    no_email = sorted(r.case_ref for r in ok if r.case_ref not in observation.first_email)
+    no_email = sorted(str(r.case_ref) for r in ok if r.case_ref not in observation.first_email)
     latencies = [email - start for start, email in mailed]
     first_launch = min((r.started_at for r in launched), default=0.0)
     last_email = max((email for _, email in mailed), default=None)
@@ -510,9 +562,13 @@ def main(argv: list[str] | None = None) -> int:
 
             residents = bench_residents(args.cases)
             load_bench_registry(stack.info["database_url"], residents)
-            print(f"registry loaded: sample + {len(residents)} bench residents", flush=True)
+            tokens = log_in_coordinators(stack.info["database_url"])
+            print(
+                f"registry loaded: sample + {len(residents)} bench residents; {len(tokens)} coordinators logged in",
+                flush=True,
+            )
 
-            launched = launch_all(stack.info["database_url"], stack.api_url, residents)
+            launched = launch_all(stack, residents, tokens)
             ok = sum(1 for r in launched if r.case_ref)
             span = max(r.ended_at for r in launched) - min(r.started_at for r in launched)
             print(f"launched {ok}/{len(launched)} in {span:.1f} s", flush=True)

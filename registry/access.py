@@ -113,6 +113,8 @@ def check_case_worker(who: Principal, what: str) -> None:
 def check_work_on(session: Session, who: Principal, complex_code: str, what: str) -> None:
     """``who`` may change cases of ``complex_code``: a case worker of the district centre that owns it."""
     check_case_worker(who, what)
+    if session.get(Complex, complex_code) is None:
+        raise CaseError(f"--complex: 단지 '{complex_code}'가 등록되어 있지 않습니다 (unknown complex)")
     if _centre_of_complex(session, complex_code) != who.centre_code:
         raise AccessDenied(f"{what}: 단지 '{complex_code}'는 {who.staff_id}의 센터 소관이 아닙니다 (not your centre's)")
 

@@ -15,6 +15,7 @@ from prefect.artifacts import create_markdown_artifact
 from registry import calendar, programs
 from registry.programs import PLANNING_STEP, Partner, ProgramKind, Recruitment
 from tasks import runtime
+from tasks.case import escaped
 from tasks.log import logger
 from tasks.retry import handoff_task
 
@@ -93,17 +94,23 @@ def publish_report(case_ref: str, report_step: str) -> dict[str, int]:
 
 
 def _markdown(report: dict) -> str:  # type: ignore[type-arg]
+    """The report as the Prefect artifact shows it: counts, dates, codes and agency ids, each escaped
+    (``tasks.case.escaped``), as on the case timeline; agency ids are typed by people."""
+    e = escaped
     lines = [
-        f"# {report['case']} · {report['kind_title']} 결과 보고 (report) · {report['complex']}단지",
-        f"협력 기관 (partners): {', '.join(report['partners']) or '-'}",
+        f"# {e(report['case'])} · {e(report['kind_title'])} 결과 보고 (report) · {e(report['complex'])}단지",
+        f"협력 기관 (partners): {', '.join(e(p) for p in report['partners']) or '-'}",
         "",
-        f"- 초대 (invited): {report['invited']}명, 그중 독거 (living alone) {report['invited_alone']}명",
-        f"- 참여 (enrolled): {report['enrolled']}명, 그중 독거 (living alone) {report['enrolled_alone']}명",
-        f"- 회기 (sessions): {report['sessions_held']} / {report['sessions_planned']} 진행 (held)",
-        f"- 연인원 출석 (attendances): {report['attendances']}",
+        f"- 초대 (invited): {e(report['invited'])}명, 그중 독거 (living alone) {e(report['invited_alone'])}명",
+        f"- 참여 (enrolled): {e(report['enrolled'])}명, 그중 독거 (living alone) {e(report['enrolled_alone'])}명",
+        f"- 회기 (sessions): {e(report['sessions_held'])} / {e(report['sessions_planned'])} 진행 (held)",
+        f"- 연인원 출석 (attendances): {e(report['attendances'])}",
         "",
         "| 회기 | 예정일 | 상태 | 출석 |",
         "|---|---|---|---|",
     ]
-    lines += [f"| {s['number']} | {s['planned_on']} | {s['status']} | {s['attended']} |" for s in report["sessions"]]
+    lines += [
+        f"| {e(s['number'])} | {e(s['planned_on'])} | {e(s['status'])} | {e(s['attended'])} |"
+        for s in report["sessions"]
+    ]
     return "\n".join(lines)

@@ -3,8 +3,9 @@ retried (SMTP down, database busy), and no error's message ever handed to Prefec
 
 Bad input (a ``CaseError``, a template error) fails at once; retrying it would only repeat it.
 A failure is recorded in full in the registry (``incident``) and Prefect sees its class and
-``incident-<id>``: a database error quotes its parameters, a resident's name among them, and
-Prefect keeps a failed task's message as its state message and logs its traceback.
+``incident-<id>``: Prefect keeps a failed task's message as its state message and logs its
+traceback, and an error's message may carry what a person wrote or a row's values (the registry's
+engines hide statement parameters, ``registry.db``, but not every library does).
 """
 
 from __future__ import annotations

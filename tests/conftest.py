@@ -8,13 +8,21 @@ from __future__ import annotations
 
 import os
 import shutil
+import socket
+import subprocess
+import sys
 import tempfile
+import time
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
+import httpx
 import pytest
 from prefect.settings import (
+    PREFECT_API_DATABASE_CONNECTION_URL,
+    PREFECT_API_URL,
     PREFECT_FLOWS_HEARTBEAT_FREQUENCY,
     PREFECT_LOGGING_TO_API_ENABLED,
     PREFECT_RESULTS_LOCAL_STORAGE_PATH,
@@ -25,7 +33,7 @@ from prefect.testing.utilities import prefect_test_harness
 from sqlalchemy import create_engine, text
 
 from registry.db import Database, normalise_url
-from registry.loader import SAMPLE_PATH, load_registry
+from registry.loader import load_sample
 from yeongye.mailcapture import MailCapture
 
 PG_URL = os.environ.get("YEONGYE_TEST_DATABASE_URL")
@@ -71,6 +79,82 @@ def prefect_server(results_dir: Path) -> Iterator[None]:
 
 
 @pytest.fixture
+def prefect_database(request: pytest.FixtureRequest, prefect_server: None, tmp_path: Path) -> Iterator[str]:
+    """The URL of the database of the Prefect server the test talks to: the session's server (SQLite),
+    or, with ``every_backend_with_prefect`` on PostgreSQL, a server of its own on a fresh PostgreSQL
+    database."""
+    if getattr(request, "param", "sqlite") == "sqlite":
+        yield str(PREFECT_API_DATABASE_CONNECTION_URL.value())
+        return
+    with _fresh_postgres_database("yeongye_pf") as url, _prefect_server_on(url, tmp_path) as api_url:
+        with temporary_settings({PREFECT_API_URL: api_url, PREFECT_API_DATABASE_CONNECTION_URL: url}):
+            yield url
+
+
+@contextmanager
+def _fresh_postgres_database(prefix: str) -> Iterator[str]:
+    """A new, empty database on the configured PostgreSQL, dropped afterwards."""
+    assert PG_URL
+    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
+    admin = create_engine(normalise_url(PG_URL), isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield f"{PG_URL.rsplit('/', 1)[0]}/{name}"
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@contextmanager
+def _prefect_server_on(database_url: str, tmp_path: Path) -> Iterator[str]:
+    """``prefect server start`` on ``database_url``, as a process of its own; yields its API URL."""
+    port = _free_port()
+    env = {
+        **os.environ,
+        "PREFECT_API_DATABASE_CONNECTION_URL": "postgresql+asyncpg://" + database_url.split("://", 1)[1],
+        "PREFECT_HOME": str(tmp_path / "prefect-home"),
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        "PREFECT_UI_ENABLED": "false",
+    }
+    log = (tmp_path / "prefect-server.log").open("wb")
+    server = subprocess.Popen(
+        [str(Path(sys.executable).with_name("prefect")), "server", "start", "--host", "127.0.0.1", "--port", str(port)],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    api_url = f"http://127.0.0.1:{port}/api"
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            assert server.poll() is None, (tmp_path / "prefect-server.log").read_text(errors="replace")[-3000:]
+            try:
+                if httpx.get(f"{api_url}/health", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            assert time.monotonic() < deadline, "the Prefect server on PostgreSQL did not start"
+            time.sleep(0.5)
+        yield api_url
+    finally:
+        server.terminate()
+        try:
+            server.wait(30)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
+        log.close()
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@pytest.fixture
 def stack_dir() -> Iterator[Path]:
     """A data dir outside pytest's basetemp.
 
@@ -94,6 +178,10 @@ def mail(tmp_path: Path) -> Iterator[MailCapture]:
 BACKENDS = ["sqlite", "postgresql"] if PG_URL else ["sqlite"]
 # Runs a test on every registry backend available (SQLite always, PostgreSQL where configured).
 every_backend = pytest.mark.parametrize("registry_url", BACKENDS, indirect=True)
+# The registry and Prefect's own database on the same backend: SQLite, and PostgreSQL where configured.
+every_backend_with_prefect = pytest.mark.parametrize(
+    ("registry_url", "prefect_database"), [(b, b) for b in BACKENDS], indirect=True
+)
 
 
 @pytest.fixture
@@ -120,13 +208,14 @@ def registry_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
 def registry(
     registry_url: str, tmp_path: Path, mail: MailCapture, monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[Database]:
-    """A migrated registry with the sample district loaded, wired to the test SMTP server."""
+    """A migrated registry with the sample district loaded (its staff log in with the demo password),
+    wired to the test SMTP server."""
     monkeypatch.setenv("YEONGYE_DATA_DIR", str(tmp_path / "data"))
     monkeypatch.setenv("YEONGYE_DATABASE_URL", registry_url)
     monkeypatch.setenv("YEONGYE_SMTP_PORT", str(mail.port))
     db = Database(registry_url)
     db.migrate()
-    load_registry(db, SAMPLE_PATH)
+    load_sample(db, actor="test-setup")
     yield db
     db.dispose()
 

@@ -12,10 +12,10 @@ import pytest
 from prefect.settings import PREFECT_API_URL
 from sqlalchemy import func, select
 
-from registry import links
+from registry import acts, links
 from registry.db import Database
 from registry.models import AuditEntry, Referral
-from tests.driving import deploy_hoarding, read_run, run_once
+from tests.driving import coordinator_of, deploy_hoarding, read_run, run_once
 from yeongye import steering
 from yeongye.answers import AnswerServer, create_app
 from yeongye.mailcapture import MailCapture, read_captured
@@ -55,7 +55,9 @@ def test_done_link_advances_the_flow_and_bad_links_change_nothing(
     prefect_server: None, registry: Database, mail: MailCapture, answer_server: str
 ) -> None:
     deploy_hoarding()
-    launched = steering.launch(registry, intervention="hoarding", complex_code="F", resident_ref="R-F-001")
+    launched = steering.launch(
+        registry, intervention="hoarding", complex_code="F", resident_ref="R-F-001", by=coordinator_of(registry, "F")
+    )
     assert run_once(launched.flow_run_id).state.is_paused()  # type: ignore[union-attr]
     done = _link(mail, "cc1@example.org", "완료 보고")
     assert done.startswith(answer_server)
@@ -89,6 +91,9 @@ def test_done_link_advances_the_flow_and_bad_links_change_nothing(
     assert statuses[("assessment", "gaon-cc-1")] == "completed"
     with registry.transaction() as session:
         assert session.scalar(select(Referral.reason).where(Referral.agency_id == "gaon-cc-1")) == "방문 완료"
+        # The answer is the link's own: recorded as signed by it, not in a member of staff's name.
+        answered_by = session.scalars(select(AuditEntry.actor).where(AuditEntry.action == "referral-answered"))
+        assert list(answered_by) == [acts.link_actor(referral_id)]
 
     again = httpx.post(done, data={"reason": "두 번째"}, timeout=60)
     assert again.status_code == 200 and "이미 처리되었습니다" in again.text

@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import threading
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -20,6 +21,7 @@ from registry.db import Database, alembic_config
 from registry.loader import SAMPLE_PATH, load_registry
 from registry.models import AuditEntry, HolidayOverride
 from tests.conftest import every_backend
+from tests.driving import token_of
 from yeongye.cli import app
 
 runner = CliRunner()
@@ -27,12 +29,25 @@ RESIDENT = "R-D-001"
 NAME = "남궁가온"  # R-D-001's name in the sample district
 
 
-def _cli(monkeypatch: pytest.MonkeyPatch, staff: str | None, *args: str) -> Any:
-    if staff is None:
-        monkeypatch.delenv("YEONGYE_STAFF", raising=False)
-    else:
-        monkeypatch.setenv("YEONGYE_STAFF", staff)
-    return runner.invoke(app, list(args))
+Cli = Callable[..., Any]
+
+
+@pytest.fixture
+def cli(registry: Database, monkeypatch: pytest.MonkeyPatch) -> Cli:
+    """``cli(staff, *args)`` runs ``yeongye *args`` logged in as ``staff`` (one log-in each), or
+    with no log-in when ``staff`` is None."""
+    tokens: dict[str, str] = {}
+
+    def run(staff: str | None, *args: str) -> Any:
+        if staff is None:
+            monkeypatch.delenv("YEONGYE_TOKEN", raising=False)
+        else:
+            if staff not in tokens:
+                tokens[staff] = token_of(registry, staff)
+            monkeypatch.setenv("YEONGYE_TOKEN", tokens[staff])
+        return runner.invoke(app, list(args))
+
+    return run
 
 
 def _rows(db: Database) -> int:
@@ -53,7 +68,12 @@ def _drop_update_trigger(db: Database) -> None:
 def _open_case(db: Database) -> str:
     with db.transaction() as session:
         return cases.open_case(
-            session, intervention="hoarding", complex_code="D", resident_ref=RESIDENT, opened_at=dt.datetime.now(SEOUL)
+            session,
+            intervention="hoarding",
+            complex_code="D",
+            resident_ref=RESIDENT,
+            opened_at=dt.datetime.now(SEOUL),
+            by="coord-d",
         ).ref
 
 
@@ -74,9 +94,10 @@ def test_database_refuses_to_update_or_delete_the_trail(registry: Database) -> N
 
 
 @every_backend
-def test_a_row_altered_behind_the_databases_back_is_found(registry: Database, monkeypatch: pytest.MonkeyPatch) -> None:
-    assert _cli(monkeypatch, "coord-d", "residents", "--complex", "D").exit_code == 0
-    ok = _cli(monkeypatch, None, "audit", "--verify")
+def test_a_row_altered_behind_the_databases_back_is_found(registry: Database, cli: Cli) -> None:
+    assert cli("coord-d", "residents", "--complex", "D").exit_code == 0
+    # The centre's admin checks the chain.
+    ok = cli("admin-2", "audit", "--verify")
     assert ok.exit_code == 0, ok.output
     assert "정상 (audit chain intact)" in ok.output
     with registry.transaction() as session:
@@ -92,16 +113,17 @@ def test_a_row_altered_behind_the_databases_back_is_found(registry: Database, mo
     with registry.transaction() as session:
         verdict = audit.verify(session)
     assert not verdict.ok and verdict.bad_id == victim
-    result = _cli(monkeypatch, None, "audit", "--verify")
+    result = cli("admin-2", "audit", "--verify")
     assert result.exit_code == 1
     assert "변조 (audit trail tampered)" in result.output and f"#{victim}" in result.output
-    as_json = json.loads(_cli(monkeypatch, None, "audit", "--verify", "--json").stdout)
+    as_json = json.loads(cli("admin-2", "audit", "--verify", "--json").stdout)
     assert as_json["ok"] is False and as_json["bad_row"] == victim
 
 
 @every_backend
-def test_rows_removed_from_the_middle_or_the_end_are_found(registry: Database, monkeypatch: pytest.MonkeyPatch) -> None:
-    assert _cli(monkeypatch, "coord-d", "residents", "--complex", "D").exit_code == 0
+def test_rows_removed_from_the_middle_or_the_end_are_found(registry: Database, cli: Cli) -> None:
+    assert cli("central-1", "whoami").exit_code == 0  # the central centre, logged in, checks the chain below
+    assert cli("coord-d", "residents", "--complex", "D").exit_code == 0
     with registry.transaction() as session:
         ids = list(session.scalars(select(AuditEntry.id).order_by(AuditEntry.id)))
     _drop_update_trigger(registry)
@@ -115,15 +137,13 @@ def test_rows_removed_from_the_middle_or_the_end_are_found(registry: Database, m
     with registry.transaction() as session:
         verdict = audit.verify(session)
     assert verdict.bad_id == ids[2] and "removed or inserted" in verdict.problem
-    assert _cli(monkeypatch, None, "audit", "--verify").exit_code == 1
+    assert cli("central-1", "audit", "--verify").exit_code == 1
 
 
 @every_backend
-def test_audit_lists_who_read_decided_and_disclosed_when_and_why(
-    registry: Database, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_audit_lists_who_read_decided_and_disclosed_when_and_why(registry: Database, cli: Cli) -> None:
     started = dt.datetime.now(SEOUL) - dt.timedelta(seconds=1)
-    shown = _cli(monkeypatch, "coord-d", "residents", "--complex", "D")
+    shown = cli("coord-d", "residents", "--complex", "D")
     assert shown.exit_code == 0, shown.output
     assert NAME in shown.output
     ref = _open_case(registry)
@@ -145,10 +165,10 @@ def test_audit_lists_who_read_decided_and_disclosed_when_and_why(
             fields=["name", "phone"],
             basis="written-consent",
         )
-    again = _cli(monkeypatch, "supervisor-1", "residents", "--complex", "D", "--json", "--purpose", "consent-check")
+    again = cli("supervisor-1", "residents", "--complex", "D", "--json", "--purpose", "consent-check")
     assert again.exit_code == 0, again.output
 
-    listed = _cli(monkeypatch, "supervisor-1", "audit", "--resident", RESIDENT, "--json")
+    listed = cli("supervisor-1", "audit", "--resident", RESIDENT, "--json")
     assert listed.exit_code == 0, listed.output
     rows = json.loads(listed.stdout)
     assert all(row["resident"] == RESIDENT for row in rows)
@@ -164,35 +184,43 @@ def test_audit_lists_who_read_decided_and_disclosed_when_and_why(
         at = dt.datetime.fromisoformat(row["at"])
         assert at.utcoffset() == dt.timedelta(hours=9) and started <= at <= dt.datetime.now(SEOUL)
 
-    table = _cli(monkeypatch, "supervisor-1", "audit", "--resident", RESIDENT)
+    table = cli("supervisor-1", "audit", "--resident", RESIDENT)
     assert table.exit_code == 0, table.output
     assert "열람·제공·결정 기록" in table.output and "개인정보 열람" in table.output
     # Looking at the trail is itself a read, and R-D-002's reads are not R-D-001's business.
-    rows = json.loads(_cli(monkeypatch, "supervisor-1", "audit", "--resident", RESIDENT, "--json").stdout)
+    rows = json.loads(cli("supervisor-1", "audit", "--resident", RESIDENT, "--json").stdout)
     assert [r["purpose"] for r in rows if r["action"] == "read"][-2:] == ["audit-review", "audit-review"]
     with registry.transaction() as session:
         assert audit.verify(session).ok
 
 
 @every_backend
-def test_reads_without_a_named_reader_are_refused(registry: Database, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_reads_without_a_named_reader_are_refused(
+    registry: Database, cli: Cli, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert cli("coord-a", "whoami").exit_code == 0  # logged in, at centre gaon-1: R-D-001 is gaon-2's
     before = _rows(registry)
     for args in (("residents",), ("residents", "--json"), ("audit", "--resident", RESIDENT)):
-        refused = _cli(monkeypatch, None, *args)
+        refused = cli(None, *args)
         assert refused.exit_code == 2, refused.output
-        assert "YEONGYE_STAFF" in refused.output and NAME not in refused.output
-    unknown = _cli(monkeypatch, "nobody", "residents")
-    assert unknown.exit_code == 2 and "nobody" in unknown.output and NAME not in unknown.output
+        assert "yeongye login" in refused.output and NAME not in refused.output
+    monkeypatch.setenv("YEONGYE_TOKEN", "yg1_nobody")  # a token that opens no session
+    unknown = runner.invoke(app, ["residents"])
+    assert unknown.exit_code == 2 and "yeongye login" in unknown.output and NAME not in unknown.output
+    # Staff of another centre are refused R-D-001's details and the trail about R-D-001.
+    for args in (("residents", "--complex", "D"), ("audit", "--resident", RESIDENT)):
+        foreign = cli("coord-a", *args)
+        assert foreign.exit_code == 2 and "coord-a" in foreign.output and NAME not in foreign.output, foreign.output
     assert _rows(registry) == before
 
 
 @every_backend
-def test_registry_load_and_holidays_record_who_changed_what(
-    registry: Database, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_registry_load_and_holidays_record_who_changed_what(registry: Database, cli: Cli) -> None:
     sample = json.loads(SAMPLE_PATH.read_text(encoding="utf-8"))
     resident = next(r for r in sample["residents"] if r["ref"] == RESIDENT)
-    load_registry(registry, {"residents": [{**resident, "phone": "010-9999-0000", "unit": "602호"}]}, actor="coord-d")
+    # R-D-001's centre's admin corrects a resident's details, as `yeongye registry load` does it.
+    changes = {"residents": [{**resident, "phone": "010-9999-0000", "unit": "602호"}]}
+    load_registry(registry, changes, actor="admin-2", centre="gaon-2")
     load_registry(registry, SAMPLE_PATH)  # nothing else changes: only R-D-001 is put back
     with registry.transaction() as session:
         changed = session.execute(
@@ -201,16 +229,19 @@ def test_registry_load_and_holidays_record_who_changed_what(
             .order_by(AuditEntry.id)
         ).all()
     assert [tuple(row) for row in changed] == [
-        ("coord-d", RESIDENT, {"fields": ["phone", "unit"]}),
+        ("admin-2", RESIDENT, {"fields": ["phone", "unit"]}),
         ("loader", RESIDENT, {"fields": ["phone", "unit"]}),
     ]
 
-    result = _cli(monkeypatch, "supervisor-1", "holiday", "2026-12-24", "임시공휴일")
+    # Holidays move every centre's deadlines: a district centre's staff may not set one.
+    refused = cli("supervisor-1", "holiday", "2026-12-24", "임시공휴일")
+    assert refused.exit_code == 2, refused.output
+    result = cli("admin-central", "holiday", "2026-12-24", "임시공휴일")
     assert result.exit_code == 0, result.output
     with registry.transaction() as session:
         assert session.get(HolidayOverride, dt.date(2026, 12, 24)) is not None
         entry = session.scalars(select(AuditEntry).where(AuditEntry.action == "holiday-override")).one()
-    assert entry.actor == "supervisor-1"
+    assert entry.actor == "admin-central"
     assert entry.detail == {"day": "2026-12-24", "name": "임시공휴일", "holiday": True, "previous": None}
 
 

@@ -21,7 +21,7 @@ from icalendar import Calendar
 from sqlalchemy import func, select
 from typer.testing import CliRunner
 
-from registry import cases, conferences, links, notes
+from registry import acts, cases, conferences, links, notes
 from registry.calendar import SEOUL, BusinessCalendar
 from registry.db import Database
 from registry.models import Agency, AuditEntry, Conference, Referral, Resident
@@ -32,9 +32,11 @@ from tests.driving import (
     Script,
     assert_not_in_prefect,
     conference_slot,
+    coordinator_of,
     deploy_hoarding,
     read_run,
     run_once,
+    token_of,
 )
 from tests.test_answer_links import answer_server  # noqa: F401 - the answer page, as a fixture
 from yeongye import steering
@@ -62,7 +64,7 @@ MONDAY = dt.datetime(2026, 11, 23, 10, 0, tzinfo=SEOUL)
 def _case(db: Database) -> str:
     with db.transaction() as session:
         return cases.open_case(
-            session, intervention="hoarding", complex_code="D", resident_ref="R-D-003", opened_at=MONDAY
+            session, intervention="hoarding", complex_code="D", resident_ref="R-D-003", opened_at=MONDAY, by="coord-d"
         ).ref
 
 
@@ -110,7 +112,9 @@ def test_schedule_is_checked_and_moving_it_bumps_the_sequence(registry: Database
         stored = conferences.get(session, case, "conference")
         assert conferences.starts_at(stored) == dt.datetime(2026, 11, 25, 14, 0, tzinfo=SEOUL)  # both backends
         invitation = conferences.invite(session, case, stored, session.get(Agency, "gaon-cc-1"))  # type: ignore[arg-type]
-        cases.record_answer(session, case, invitation, status="accepted", reason="", actor="gaon-cc-1", at=MONDAY)
+        cases.record_answer(
+            session, case, invitation, status="accepted", reason="", actor=acts.link_actor(invitation.id), at=MONDAY
+        )
         # Asking again for that type finds the agency already invited, not the next one.
         assert conferences.invitee(session, case, "conference", "community-center").id == "gaon-cc-1"  # type: ignore[union-attr]
     moved, changed = _schedule(registry, ref, "2026-11-26", "10:30")
@@ -137,7 +141,13 @@ def test_outcome_checks_roles_and_closes_the_invitations(registry: Database) -> 
         declined = cases.find_referral(session, case, "conference", "gaon-wc-1")
         assert declined is not None
         cases.record_answer(
-            session, case, declined, status="rejected", reason="일정 겹침", actor="gaon-wc-1", at=MONDAY
+            session,
+            case,
+            declined,
+            status="rejected",
+            reason="일정 겹침",
+            actor=acts.link_actor(declined.id),
+            at=MONDAY,
         )
 
     def outcome(proceed: bool, roles: list[tuple[str, str]], reason: str = "") -> Conference:
@@ -253,9 +263,13 @@ def test_conference_invites_records_replies_and_hands_off_the_roles(
     answer_server: str,  # noqa: F811 - the imported fixture
     results_dir: Path,
     tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     deploy_hoarding()
-    launched = steering.launch(registry, intervention="hoarding", complex_code="D", resident_ref="R-D-002")
+    monkeypatch.setenv("YEONGYE_TOKEN", token_of(registry, "coord-d"))  # the CLI acts as complex D's coordinator
+    launched = steering.launch(
+        registry, intervention="hoarding", complex_code="D", resident_ref="R-D-002", by=coordinator_of(registry, "D")
+    )
     ref = launched.case_ref
     script = Script(registry, ref)
     assert _drive_until(script, launched.flow_run_id, "schedule").key == "schedule-conference-1-1"
@@ -278,16 +292,20 @@ def test_conference_invites_records_replies_and_hands_off_the_roles(
     wait = steering.current_wait(registry, ref)
     assert wait.key == "schedule-conference-1-1"
 
-    # The same form filled in the Prefect UI with a past date: audited, and asked again.
+    # The same form, signed by the coordinator but with a past date that skipped the command's checks:
+    # the flow checks it again, audits it in the signer's name, and asks again.
     with registry.transaction() as session:
         case = cases.find_case(session, ref)
-        place_note = notes.write(session, case, kind=notes.PLACE, text=place, by=case.coordinator_id)
-    steering._resume(wait, {"date": "2020-01-06", "time": at, "place_note": place_note, "duration_minutes": 90})
+        place_note = notes.write(session, case, kind=notes.PLACE, text=place, by="coord-d")
+        act = acts.sign(session, case, wait.key, "coord-d")
+    steering._resume(
+        wait, {"date": "2020-01-06", "time": at, "place_note": place_note, "duration_minutes": 90, "act": act}
+    )
     assert run_once(launched.flow_run_id).state.state_details.pause_key == "schedule-conference-1-2"  # type: ignore[union-attr]
     with registry.transaction() as session:
         invalid = session.scalars(select(AuditEntry).where(AuditEntry.action == "invalid-input")).all()
-        assert [(a.detail["wait"], "date (--date)" in a.detail["error"]) for a in invalid] == [
-            ("schedule-conference-1-1", True)
+        assert [(a.actor, a.detail["wait"], "date (--date)" in a.detail["error"]) for a in invalid] == [
+            ("coord-d", "schedule-conference-1-1", True)
         ]
 
     result = runner.invoke(app, ["conference", "schedule", ref, "--date", date, "--time", at, "--place", place])
@@ -393,10 +411,13 @@ def _state_name(flow_run_id: str, name: str, timeout: float = 30) -> None:
 
 
 def test_moving_the_conference_updates_the_invitation_and_not_proceeding_closes_the_case(
-    prefect_server: None, registry: Database, mail: MailCapture
+    prefect_server: None, registry: Database, mail: MailCapture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     deploy_hoarding()
-    launched = steering.launch(registry, intervention="hoarding", complex_code="E", resident_ref="R-E-002")
+    monkeypatch.setenv("YEONGYE_TOKEN", token_of(registry, "coord-e"))  # the CLI acts as complex E's coordinator
+    launched = steering.launch(
+        registry, intervention="hoarding", complex_code="E", resident_ref="R-E-002", by=coordinator_of(registry, "E")
+    )
     ref = launched.case_ref
     script = Script(registry, ref)
     _drive_until(script, launched.flow_run_id, "minutes")
@@ -410,7 +431,13 @@ def test_moving_the_conference_updates_the_invitation_and_not_proceeding_closes_
     def move() -> None:
         try:
             steering.schedule_conference(
-                registry, ref, date=date, time_of_day="10:30", place=CONFERENCE_PLACE, duration_minutes=60
+                registry,
+                ref,
+                date=date,
+                time_of_day="10:30",
+                place=CONFERENCE_PLACE,
+                duration_minutes=60,
+                by=script.coordinator,
             )
         except BaseException as error:  # noqa: BLE001 - reported by the test below
             errors.append(error)
@@ -437,7 +464,7 @@ def test_moving_the_conference_updates_the_invitation_and_not_proceeding_closes_
     assert result.exit_code == 0, result.output
     run_once(launched.flow_run_id)
     assert steering.current_wait(registry, ref).key.startswith("decision-closure")
-    steering.approve(registry, ref, approved=True, by="supervisor-1")
+    steering.approve(registry, ref, approved=True, by=script.supervisor)  # supervisor-1, of complex E's centre
     assert run_once(launched.flow_run_id).state.is_completed()  # type: ignore[union-attr]
     with registry.transaction() as session:
         case = cases.find_case(session, ref)

@@ -30,7 +30,7 @@ from registry.calendar import FixedClock, SystemClock
 from registry.db import Database
 from tasks.failpoints import ENV, EVERY_NEW_TASK
 from tasks.mailer import Sender
-from tests.driving import Script, deploy_hoarding, read_case, read_run
+from tests.driving import Script, coordinator_of, deploy_hoarding, read_case, read_run
 from tests.flowrun_process import Executor
 from tests.test_hoarding_case import EXPECTED_AGENCY_HANDOFFS, _emails_by_step, _task_states
 from yeongye import recovery, steering
@@ -91,7 +91,9 @@ def test_a_case_killed_after_every_step_still_closes_and_sends_each_email_once(
     prefect_server: None, registry: Database, mail: MailCapture, results_dir: Path, tmp_path: Path
 ) -> None:
     deploy_hoarding()
-    launched = steering.launch(registry, intervention="hoarding", complex_code="D", resident_ref="R-D-001")
+    launched = steering.launch(
+        registry, intervention="hoarding", complex_code="D", resident_ref="R-D-001", by=coordinator_of(registry, "D")
+    )
     plans = tmp_path / "failpoints"
     plans.mkdir()
     (plans / launched.case_ref).write_text(EVERY_NEW_TASK)

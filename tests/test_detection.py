@@ -18,6 +18,7 @@ from registry.calendar import SEOUL
 from registry.db import Database
 from registry.models import Case, RiskFlag, RiskSignal, SweepRun
 from tests.conftest import every_backend
+from tests.driving import token_of
 from yeongye.cli import app
 
 NOW = dt.datetime(2026, 11, 23, 9, 0, tzinfo=SEOUL)
@@ -149,7 +150,9 @@ def test_malformed_file_is_rejected_whole_with_line_numbers(registry: Database, 
 @every_backend
 def test_two_sweeps_do_not_open_the_same_case_twice(registry: Database, tmp_path: Path) -> None:
     with registry.transaction() as session:  # R-C-001 already has an open case of another kind
-        cases.open_case(session, intervention="hoarding", complex_code="C", resident_ref="R-C-001", opened_at=NOW)
+        cases.open_case(
+            session, intervention="hoarding", complex_code="C", resident_ref="R-C-001", opened_at=NOW, by="coord-c"
+        )
     rows = ["R-A-001,A,3,0,0,0,0,0,0,,", "R-B-001,B,0,0,0,0,0,0,2,,", "R-C-001,C,5,5,60,1,0,0,0,,"]
     first = detection.sweep(registry, write(tmp_path / "1.csv", rows), now=NOW)
     assert (len(first.new_case_refs), first.totals().new_flags) == (2, 7)
@@ -165,20 +168,27 @@ def test_two_sweeps_do_not_open_the_same_case_twice(registry: Database, tmp_path
         opened = session.execute(select(Case.id, Case.ref).where(Case.intervention == "outreach")).all()
         # The sweep takes its case ids as the database would: a case opened afterwards gets a later one.
         later = cases.open_case(
-            session, intervention="hoarding", complex_code="A", resident_ref="R-A-002", opened_at=NOW
+            session, intervention="hoarding", complex_code="A", resident_ref="R-A-002", opened_at=NOW, by="coord-a"
         )
     assert len(opened) == 3 and all(ref == f"C-2026-{id_:04d}" for id_, ref in opened)
     assert later.id > max(id_ for id_, _ in opened) and later.ref == f"C-2026-{later.id:04d}"
 
 
 def test_cli_sweep_prints_the_table_and_rejects_a_bad_file(
-    prefect_server: None, registry: Database, tmp_path: Path
+    prefect_server: None, registry: Database, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     runner = CliRunner()
-    bad = write(tmp_path / "bad.csv", ["R-A-001,A,x,0,0,0,0,0,0,,", "R-Z-1,A,0,0,0,0,0,0,0,,"])
+    # Complex A's coordinator runs it, for centre gaon-1 (complexes A–C).
+    monkeypatch.setenv("YEONGYE_TOKEN", token_of(registry, "coord-a"))
+    bad = write(
+        tmp_path / "bad.csv",
+        ["R-A-001,A,x,0,0,0,0,0,0,,", "R-Z-1,A,0,0,0,0,0,0,0,,", "R-D-001,D,3,0,0,0,0,0,0,,"],
+    )
     result = runner.invoke(app, ["sweep", str(bad)])
     assert result.exit_code == 2
     assert "line 2: fee_arrears_months" in result.output and "line 3: resident_ref" in result.output
+    # A resident of another centre's complex is not this centre's to sweep: unknown here.
+    assert "line 4: resident_ref" in result.output
     assert counts(registry)[0] == 0
 
     good = write(tmp_path / "good.csv", ["R-A-001,A,3,0,0,0,0,0,0,,", "R-B-001,B,0,0,0,0,0,0,0,N,"])
@@ -192,6 +202,8 @@ def test_cli_sweep_prints_the_table_and_rejects_a_bad_file(
     assert (shown["sweep_id"], shown["new_cases"], len(shown["launch_pending"])) == (2, [], 1)
     assert [row["단지 complex"] for row in shown["complexes"]] == ["A", "B", "합계 total"]
     assert shown["complexes"][0]["관리비 또는 임대료 3개월 이상 체납 arrears-3m"] == 1
+    with registry.transaction() as session:  # the case the sweep opened, in the name of who ran it
+        assert session.scalars(select(Case.opened_by).where(Case.intervention == "outreach")).all() == ["coord-a"]
 
 
 def test_flow_launches_outreach_runs_and_publishes_counts(

@@ -13,7 +13,7 @@ from registry.db import Database
 from registry.escalation import SUPERVISOR, TIMED_OUT, Ladder, due_escalations
 from registry.models import AuditEntry
 from tasks import runtime
-from tests.driving import deploy_hoarding, run_once
+from tests.driving import coordinator_of, deploy_hoarding, read_case, run_once, signed_in
 from yeongye import steering
 from yeongye.mailcapture import MailCapture, read_captured
 
@@ -26,8 +26,8 @@ EXPECTED_FIRST_SEEN = {
     ("assessment-gaon-mgmt-1-reminder", "mgmt1@example.org"): dt.date(2026, 12, 28),
     ("assessment-gaon-cc-1-coordinator", "coord-c@example.org"): dt.date(2026, 12, 30),
     ("assessment-gaon-mgmt-1-coordinator", "coord-c@example.org"): dt.date(2026, 12, 30),
-    ("assessment-gaon-cc-1-supervisor", "supervisor-1@example.org"): dt.date(2027, 1, 4),
-    ("assessment-gaon-mgmt-1-supervisor", "supervisor-1@example.org"): dt.date(2027, 1, 4),
+    ("assessment-gaon-cc-1-supervisor", "supervisor-2@example.org"): dt.date(2027, 1, 4),
+    ("assessment-gaon-mgmt-1-supervisor", "supervisor-2@example.org"): dt.date(2027, 1, 4),
     ("assessment-gaon-cc-1-timed-out", "cc1@example.org"): dt.date(2027, 1, 6),
     ("assessment-gaon-mgmt-1-timed-out", "mgmt1@example.org"): dt.date(2027, 1, 6),
     ("assessment", "cc2@example.org"): dt.date(2027, 1, 6),  # the next 행정복지센터 takes over
@@ -48,7 +48,13 @@ def test_unanswered_handoffs_climb_the_ladder_across_holidays_then_the_flow_move
     clock = FixedClock(OPENED)
     runtime.use_clock(clock)
     try:
-        launched = steering.launch(registry, intervention="hoarding", complex_code="C", resident_ref="R-C-001")
+        launched = steering.launch(
+            registry,
+            intervention="hoarding",
+            complex_code="C",
+            resident_ref="R-C-001",
+            by=coordinator_of(registry, "C"),
+        )
         assert run_once(launched.flow_run_id).state.is_paused()  # type: ignore[union-attr]
         seen: dict[tuple[str, str], dt.date] = {}
         _first_seen(mail, seen, OPENED.date())
@@ -92,10 +98,12 @@ def test_unanswered_handoffs_climb_the_ladder_across_holidays_then_the_flow_move
             ["reminder", "coordinator", "supervisor", "timed-out"] * 2
         )
         # The only 관리사무소 timed out: the coordinator was asked to name another and skipped it.
-        skipped = session.scalars(
-            select(AuditEntry.detail).where(AuditEntry.case_id == case.id, AuditEntry.action == "approval-decided")
+        skipped = session.execute(
+            select(AuditEntry.actor, AuditEntry.detail).where(
+                AuditEntry.case_id == case.id, AuditEntry.action == "approval-decided"
+            )
         ).all()
-        assert [d["key"] for d in skipped] == ["reroute-assessment-management-office-1"]
+        assert [(actor, d["key"]) for actor, d in skipped] == [("coord-c", "reroute-assessment-management-office-1")]
     wait = steering.current_wait(registry, launched.case_ref)
     assert wait.kind == "answer" and wait.agencies == ["gaon-cc-2"]
 
@@ -105,21 +113,22 @@ def _coordinator_skips_a_timed_out_need(registry: Database, case_ref: str) -> bo
     wait = steering.current_wait(registry, case_ref, settle_seconds=0)
     if wait.kind != "reroute":
         return False
-    steering.reroute(registry, case_ref, agency_id="", reason="대체 기관 없음 (none left)")
+    coordinator = signed_in(registry, read_case(registry, case_ref).coordinator_id)
+    steering.reroute(registry, case_ref, agency_id="", reason="대체 기관 없음 (none left)", by=coordinator)
     return True
 
 
 def test_decisions_are_escalated_but_never_timed_out(registry: Database) -> None:
     with registry.transaction() as session:
         case = cases.open_case(
-            session, intervention="hoarding", complex_code="A", resident_ref="R-A-001", opened_at=OPENED
+            session, intervention="hoarding", complex_code="A", resident_ref="R-A-001", opened_at=OPENED, by="coord-a"
         )
         cases.request_approval(
             session,
             case,
             key="decision-budget",
             kind="budget",
-            approver_id="supervisor-1",
+            approver_id=case.supervisor_id,  # supervisor-2, of complex A's centre
             due_date=dt.date(2026, 12, 29),
         )
         days = BusinessCalendar()

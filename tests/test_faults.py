@@ -31,9 +31,11 @@ from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
 
 from registry import outbox
+from registry.access import Principal
 from registry.db import Database
-from registry.loader import SAMPLE_PATH, load_registry
+from registry.loader import load_registry, load_sample
 from registry.models import OutboxMessage
+from tests.driving import coordinator_of, read_case, signed_in
 from tests.stackrun import free_port, kill_worker_and_wait_for_the_new_one, prefect_http, start, stop, wait_ready
 from yeongye import prefect_api, recovery, steering
 from yeongye.mailcapture import MailCapture, read_captured
@@ -91,10 +93,15 @@ def _wait_until_all_at(refs: list[str], db: Database, prefix: str, timeout: floa
         time.sleep(2)
 
 
+def _coordinator(db: Database, ref: str) -> Principal:
+    """The case's coordinator, logged in: who records agencies' answers and consent."""
+    return signed_in(db, read_case(db, ref).coordinator_id)
+
+
 def _answer_one(db: Database, ref: str) -> None:
-    """The first agency the case waits for reports done."""
+    """The first agency the case waits for reports done (by phone; the coordinator records it)."""
     wait = steering.current_wait(db, ref)
-    steering.respond(db, ref, agency_id=wait.agencies[0], status="completed", reason="완료")
+    steering.respond(db, ref, agency_id=wait.agencies[0], status="completed", reason="완료", by=_coordinator(db, ref))
 
 
 def _remaining(plans: Path, ref: str) -> int:
@@ -128,10 +135,12 @@ def test_kill_smtp_outage_server_and_worker_restarts(stack_dir: Path) -> None:
         api = prefect_http(data_dir)
         db = Database(info["database_url"])
         with prefect_api.connected(Settings(data_dir=data_dir), info["prefect_api_url"]):
-            load_registry(db, SAMPLE_PATH)
+            load_sample(db, actor="test-setup")
 
             # Calibration: how many task boundaries do the first two executions of a case have?
-            calibration = steering.launch(db, intervention="hoarding", complex_code="B", resident_ref="R-B-001")
+            calibration = steering.launch(
+                db, intervention="hoarding", complex_code="B", resident_ref="R-B-001", by=coordinator_of(db, "B")
+            )
             (plans / calibration.case_ref).write_text(str(CALIBRATION_PLAN))
             _wait_until_all_at([calibration.case_ref], db, "answer-assessment-1")
             first = CALIBRATION_PLAN - _remaining(plans, calibration.case_ref)
@@ -140,21 +149,28 @@ def test_kill_smtp_outage_server_and_worker_restarts(stack_dir: Path) -> None:
             second = CALIBRATION_PLAN - _remaining(plans, calibration.case_ref) - first
             assert first >= 5 and second >= first, (first, second)
             boundaries = first + second
-            load_registry(db, {"residents": _residents(boundaries)})
+            load_registry(db, {"residents": _residents(boundaries)}, actor="test-setup")
 
             # The mail server goes down; one case per boundary is launched and crashes there.
             capture.stop()
             down_at = time.monotonic()
             crashing: dict[str, int] = {}
+            coord_a = coordinator_of(db, "A")
             for k, resident in enumerate(_residents(boundaries), start=1):
                 launched = steering.launch(
-                    db, intervention="hoarding", complex_code="A", resident_ref=str(resident["ref"])
+                    db, intervention="hoarding", complex_code="A", resident_ref=str(resident["ref"]), by=coord_a
                 )
                 (plans / launched.case_ref).write_text(str(k))
                 crashing[launched.case_ref] = k
             # Cases that do not crash, so that twenty wait when the server and the worker are killed.
             for resident in ("R-C-001", "R-D-001")[: max(0, WAITING - 1 - len(crashing))]:
-                launched = steering.launch(db, intervention="hoarding", complex_code=resident[2], resident_ref=resident)
+                launched = steering.launch(
+                    db,
+                    intervention="hoarding",
+                    complex_code=resident[2],
+                    resident_ref=resident,
+                    by=coordinator_of(db, resident[2]),
+                )
                 crashing[launched.case_ref] = 0
             refs = list(crashing)
             _wait_until_all_at(refs, db, "answer-assessment-1")
@@ -206,12 +222,13 @@ def test_kill_smtp_outage_server_and_worker_restarts(stack_dir: Path) -> None:
             assert _waiting_at(everyone, db, "consent") == set(everyone)
 
             # Ten cases resume and the worker is killed meanwhile: all of them get on, then the rest.
+            # Each case's coordinator records the resident's written consent.
             for ref in everyone[:10]:
-                steering.approve(db, ref, approved=True, by="coord-a")
+                steering.approve(db, ref, approved=True, by=_coordinator(db, ref))
             kill_worker_and_wait_for_the_new_one(api, data_dir)
             _wait_until_all_at(everyone[:10], db, "schedule")
             for ref in everyone[10:]:
-                steering.approve(db, ref, approved=True, by="coord-a")
+                steering.approve(db, ref, approved=True, by=_coordinator(db, ref))
             _wait_until_all_at(everyone, db, "schedule")
             assert _failed_runs(api) == []
             assert recovery.examine(db, repair=False) == []

@@ -12,7 +12,7 @@ from sqlalchemy import select
 
 from registry.db import Database
 from registry.models import Case, OutboxMessage, Referral, Resident
-from tests.driving import Script, assert_not_in_prefect, deploy_hoarding, drive, run_once
+from tests.driving import Script, assert_not_in_prefect, coordinator_of, deploy_hoarding, drive, run_once
 from yeongye import steering
 from yeongye.mailcapture import MailCapture, read_captured
 
@@ -67,7 +67,9 @@ def test_full_case_reaches_closure_with_one_email_per_handoff(
     prefect_server: None, registry: Database, mail: MailCapture, results_dir: Path
 ) -> None:
     deploy_hoarding()
-    launched = steering.launch(registry, intervention="hoarding", complex_code="D", resident_ref="R-D-001")
+    launched = steering.launch(
+        registry, intervention="hoarding", complex_code="D", resident_ref="R-D-001", by=coordinator_of(registry, "D")
+    )
     final = drive(Script(registry, launched.case_ref), launched.flow_run_id)
 
     assert final.state is not None and final.state.is_completed()
@@ -111,7 +113,9 @@ def test_consent_refused_never_contacts_the_cleaning_firm(
     prefect_server: None, registry: Database, mail: MailCapture
 ) -> None:
     deploy_hoarding()
-    launched = steering.launch(registry, intervention="hoarding", complex_code="B", resident_ref="R-B-002")
+    launched = steering.launch(
+        registry, intervention="hoarding", complex_code="B", resident_ref="R-B-002", by=coordinator_of(registry, "B")
+    )
     script = Script(registry, launched.case_ref, on_consent=lambda wait: (False, "resident"))
     final = drive(script, launched.flow_run_id)
 
@@ -135,7 +139,9 @@ def test_rejection_reroutes_to_next_agency_then_asks_coordinator(
     """At the mental-health step: centre 1 declines, centre 2 is asked; when it declines too, the
     coordinator is asked and skips; the rest of the case goes on."""
     deploy_hoarding()
-    launched = steering.launch(registry, intervention="hoarding", complex_code="A", resident_ref="R-A-003")
+    launched = steering.launch(
+        registry, intervention="hoarding", complex_code="A", resident_ref="R-A-003", by=coordinator_of(registry, "A")
+    )
 
     def agencies(wait: steering.Wait) -> tuple[str, str, str]:
         for agency in wait.agencies:
@@ -149,7 +155,7 @@ def test_rejection_reroutes_to_next_agency_then_asks_coordinator(
         wait = steering.current_wait(registry, launched.case_ref)
         if wait.kind == "reroute":
             script.waits.append(wait.key)
-            steering.reroute(registry, launched.case_ref, agency_id="", reason="건너뜀")
+            steering.reroute(registry, launched.case_ref, agency_id="", reason="건너뜀", by=script.coordinator)
         else:
             script.answer(wait)
         flow_run = run_once(launched.flow_run_id)

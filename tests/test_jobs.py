@@ -25,7 +25,7 @@ from registry.db import Database
 from registry.jobs import JobFacts, Track
 from registry.models import Approval, AuditEntry, Case, Referral, Resident
 from tasks.runtime import business_calendar
-from tests.driving import Answers, assert_not_in_prefect, drive, read_case, referral_steps
+from tests.driving import Answers, assert_not_in_prefect, coordinator_of, drive, read_case, referral_steps, token_of
 from yeongye import steering
 from yeongye.cli import app
 from yeongye.mailcapture import MailCapture, read_captured
@@ -100,7 +100,13 @@ def _window(monkeypatch: pytest.MonkeyPatch, db: Database, *, open_today: bool) 
 
 def _run(db: Database, resident: str, **script: object) -> tuple[Answers, str]:
     job_placement.to_deployment(name=job_placement.name).apply()
-    launched = steering.launch(db, intervention="job-placement", complex_code=resident[2], resident_ref=resident)
+    launched = steering.launch(
+        db,
+        intervention="job-placement",
+        complex_code=resident[2],
+        resident_ref=resident,
+        by=coordinator_of(db, resident[2]),
+    )
     answers = Answers(db, launched.case_ref, **script)  # type: ignore[arg-type]
     final = drive(answers, launched.flow_run_id, flow=job_placement, max_waits=30)
     assert final.state is not None and final.state.is_completed(), final.state
@@ -324,6 +330,7 @@ def test_unknown_facts_are_recorded_with_the_cli_then_the_track_follows(
 ) -> None:
     """R-F-002's facts were never verified: the coordinator records them (registry only) and confirms."""
     _window(monkeypatch, registry, open_today=True)
+    monkeypatch.setenv("YEONGYE_TOKEN", token_of(registry, "coord-f"))  # complex F's coordinator, logged in
 
     def record_facts(wait: steering.Wait) -> tuple[bool, str]:
         if wait.key.startswith("decision-job-facts"):
@@ -377,13 +384,19 @@ def test_facts_not_verified_and_consent_refused_close_without_a_referral(
     assert [k for k in answers.waits if k.startswith("consent")] == ["consent-1", "consent-2"]
 
 
-def test_job_facts_refuses_bad_input_and_writes_nothing(prefect_server: None, registry: Database) -> None:
+def test_job_facts_refuses_bad_input_and_writes_nothing(
+    prefect_server: None, registry: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
     for flow in (job_placement, outreach):
         flow.to_deployment(name=flow.name).apply()
-    other = steering.launch(registry, intervention="outreach", complex_code="F", resident_ref="R-F-002")
+    monkeypatch.setenv("YEONGYE_TOKEN", token_of(registry, "coord-f"))  # complex F's coordinator, logged in
+    coordinator = coordinator_of(registry, "F")
+    other = steering.launch(registry, intervention="outreach", complex_code="F", resident_ref="R-F-002", by=coordinator)
     no_case = runner.invoke(app, ["jobs", "facts", "C-2026-9999", "--basic-pension"])
     wrong = runner.invoke(app, ["jobs", "facts", other.case_ref, "--basic-pension"])
-    job = steering.launch(registry, intervention="job-placement", complex_code="F", resident_ref="R-F-002")
+    job = steering.launch(
+        registry, intervention="job-placement", complex_code="F", resident_ref="R-F-002", by=coordinator
+    )
     nothing = runner.invoke(app, ["jobs", "facts", job.case_ref])
 
     assert (no_case.exit_code, wrong.exit_code, nothing.exit_code) == (2, 2, 2)

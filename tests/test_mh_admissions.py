@@ -8,6 +8,7 @@ below is computed by hand in a comment next to it (holidays from ``holidays`` KR
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,6 +24,7 @@ from flows.mental_health.administrative import administrative_admission
 from flows.mental_health.aftercare import aftercare
 from flows.mental_health.emergency import emergency_admission
 from registry import cases, mental_health
+from registry.access import Principal
 from registry.calendar import SEOUL, BusinessCalendar, FixedClock, SystemClock
 from registry.catalog import HEALTH_SERVICES, SERVICES
 from registry.db import Database
@@ -30,7 +32,7 @@ from registry.models import AuditEntry, Case, Consent, Referral, Resident
 from tasks import runtime
 from templates import render
 from tests.conftest import every_backend
-from tests.driving import assert_not_in_prefect, run_once
+from tests.driving import assert_not_in_prefect, coordinator_of, read_case, run_once, signed_in
 from yeongye import steering
 from yeongye.mailcapture import CapturedMail, MailCapture, read_captured
 
@@ -121,6 +123,16 @@ class People:
     consent: bool = True
     waits: list[str] = field(default_factory=list)
 
+    @functools.cached_property
+    def coordinator(self) -> Principal:
+        """The case's coordinator, logged in: who records the agencies' answers and the consent."""
+        return signed_in(self.db, read_case(self.db, self.case_ref).coordinator_id)
+
+    @functools.cached_property
+    def supervisor(self) -> Principal:
+        """The case's supervisor, logged in: who takes the decisions."""
+        return signed_in(self.db, read_case(self.db, self.case_ref).supervisor_id)
+
     def run(self, *, until: Callable[[steering.Wait], bool] = lambda wait: False) -> steering.Wait | None:
         """Answer each wait until ``until`` holds (returns it) or the case ends (returns None)."""
         for _ in range(40):
@@ -144,15 +156,22 @@ class People:
                 status="completed",
                 reason="완료",
                 outcome=self.outcomes.get(wait.step, ""),
+                by=self.coordinator,
             )
         elif wait.kind == "decision":
             name = wait.key.removeprefix("decision-").rsplit("-", 1)[0]
             approved = self.decisions.get(name, True)
             steering.approve(
-                self.db, self.case_ref, approved=approved, reason="" if approved else "해당 없음", by="supervisor-1"
+                self.db, self.case_ref, approved=approved, reason="" if approved else "해당 없음", by=self.supervisor
             )
         elif wait.kind == "consent":
-            steering.approve(self.db, self.case_ref, approved=self.consent, reason="" if self.consent else "거부")
+            steering.approve(
+                self.db,
+                self.case_ref,
+                approved=self.consent,
+                reason="" if self.consent else "거부",
+                by=self.coordinator,
+            )
         else:
             raise AssertionError(f"unexpected wait {wait.key}")
 
@@ -165,7 +184,13 @@ class People:
 
 def launch(db: Database, flow: Flow[..., Any], complex_code: str, resident_ref: str, **answers: Any) -> People:
     flow.to_deployment(name=flow.name).apply()
-    launched = steering.launch(db, intervention=flow.name, complex_code=complex_code, resident_ref=resident_ref)
+    launched = steering.launch(
+        db,
+        intervention=flow.name,
+        complex_code=complex_code,
+        resident_ref=resident_ref,
+        by=coordinator_of(db, complex_code),
+    )
     return People(db, flow, launched.case_ref, launched.flow_run_id, **answers)
 
 
@@ -295,7 +320,7 @@ def test_hold_from_the_day_before_chuseok_runs_out_and_the_person_is_discharged(
         ("hold-gaon-hospital-1-reminder", "coord-c@example.org"): D(2026, 9, 29),
         ("hold-gaon-hospital-1-coordinator", "coord-c@example.org"): D(2026, 9, 30),
         ("hold-gaon-hospital-1-timed-out", "coord-c@example.org"): D(2026, 10, 1),
-        ("hold-gaon-hospital-1-timed-out", "supervisor-1@example.org"): D(2026, 10, 1),
+        ("hold-gaon-hospital-1-timed-out", "supervisor-2@example.org"): D(2026, 10, 1),  # complex C's centre
     }
     assert referrals(registry, people.case_ref)["hold"].status == "failed"
     # Discharged at the deadline: aftercare begins by asking for consent (tests below drive it).
@@ -322,6 +347,7 @@ def launch_aftercare(db: Database, complex_code: str, resident_ref: str, **answe
             complex_code=complex_code,
             resident_ref=resident_ref,
             opened_at=SystemClock().now(),
+            by=coordinator_of(db, complex_code).staff_id,
         ).ref
     with get_client(sync_client=True) as client:
         flow_run = client.create_flow_run_from_deployment(deployment_id, parameters={"case_ref": case_ref})

@@ -21,7 +21,7 @@ from registry.catalog import SERVICES
 from registry.db import Database
 from registry.models import AuditEntry, Case, Referral, Resident
 from tests.conftest import every_backend
-from tests.driving import Answers, assert_not_in_prefect, drive, read_case, referral_steps
+from tests.driving import Answers, assert_not_in_prefect, coordinator_of, drive, read_case, referral_steps
 from yeongye import steering
 from yeongye.mailcapture import MailCapture, read_captured
 
@@ -31,7 +31,13 @@ def _run(
 ) -> tuple[Answers, Case]:
     """Deploy the flow, launch a case as `yeongye launch` does, and answer it until it finishes."""
     flow.to_deployment(name=flow.name).apply()
-    launched = steering.launch(db, intervention=flow.name, complex_code=complex_code, resident_ref=resident)
+    launched = steering.launch(
+        db,
+        intervention=flow.name,
+        complex_code=complex_code,
+        resident_ref=resident,
+        by=coordinator_of(db, complex_code),
+    )
     answers = Answers(db, launched.case_ref, **script)
     final = drive(answers, launched.flow_run_id, flow=flow, max_waits=30)
     assert final.state is not None and final.state.is_completed(), final.state

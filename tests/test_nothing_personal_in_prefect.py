@@ -4,8 +4,9 @@ Every free-text input of whole cases carries a unique marker (reasons of a rejec
 a consent, decisions, the conference's place and outcome, completed answers), and so do the
 resident's registry fields; one handoff task fails on a real database error whose parameters
 carry a marker. Then every table of Prefect's database (flow-run inputs, logs, artifacts, states),
-and every result file, is searched: no marker may be there, while each must be in the registry,
-so the test fails if the markers never went anywhere.
+and every result file, is searched: no marker may be there, while each one people wrote must be
+in the registry, so the test fails if the markers never went anywhere. The database error is kept
+in the registry's incidents, its parameters hidden there too (``registry.db``).
 """
 
 from __future__ import annotations
@@ -34,11 +35,12 @@ from registry import cases
 from registry.db import Database
 from registry.models import Approval, Case, Conference, Incident, Note, Referral, Resident
 from tasks.retry import HandoffFailed
-from tests.conftest import every_backend
+from tests.conftest import every_backend_with_prefect
 from tests.driving import (
     Script,
     assert_not_in_prefect,
     conference_slot,
+    coordinator_of,
     deploy_hoarding,
     drive,
     read_run,
@@ -93,33 +95,45 @@ class Marked(Script):
                 agency_type = referral.agency.type_code
             if wait.step in self.rejected_steps and agency_type == "community-center":
                 reason = mark("reject") + " 홍길동(010-1234-5678, 102동 902호) 조현병 치료중"
-                steering.respond(db, ref, agency_id=agency, status="rejected", reason=reason)
+                steering.respond(db, ref, agency_id=agency, status="rejected", reason=reason, by=self.coordinator)
             else:
                 outcome = outcomes[0] if outcomes else ""
                 steering.respond(
-                    db, ref, agency_id=agency, status="completed", reason=mark("completed"), outcome=outcome
+                    db,
+                    ref,
+                    agency_id=agency,
+                    status="completed",
+                    reason=mark("completed"),
+                    outcome=outcome,
+                    by=self.coordinator,
                 )
         elif wait.kind == "reroute":
-            steering.reroute(db, ref, agency_id="", reason=mark("reroute"))
+            steering.reroute(db, ref, agency_id="", reason=mark("reroute"), by=self.coordinator)
         elif wait.kind == "consent":
             if not self.refused_consent:
                 self.refused_consent = True
-                steering.approve(db, ref, approved=False, reason=mark("consent"))
+                steering.approve(db, ref, approved=False, reason=mark("consent"), by=self.coordinator)
             else:
-                steering.approve(db, ref, approved=True, reason=mark("consent-given"))
+                steering.approve(db, ref, approved=True, reason=mark("consent-given"), by=self.coordinator)
         elif wait.kind == "decision":
             if "closure" in wait.key and not self.declined_closure:
                 self.declined_closure = True
-                steering.approve(db, ref, approved=False, reason=mark("decline"), by="supervisor-1")
+                steering.approve(db, ref, approved=False, reason=mark("decline"), by=self.supervisor)
             else:
-                steering.approve(db, ref, approved=True, reason=mark("decision"), by="supervisor-1")
+                steering.approve(db, ref, approved=True, reason=mark("decision"), by=self.supervisor)
         elif wait.kind == "schedule":
             date, time_of_day, _place = conference_slot(db)
             place = mark("place") + " 입주민 자택 102동 902호 (the resident's home)"
-            steering.schedule_conference(db, ref, date=date, time_of_day=time_of_day, place=place)
+            steering.schedule_conference(db, ref, date=date, time_of_day=time_of_day, place=place, by=self.coordinator)
         elif wait.kind == "minutes":
             steering.record_minutes(
-                db, ref, proceed=True, roles=[], reason=mark("minutes"), minutes=mark("minutes-file") + " 회의록"
+                db,
+                ref,
+                proceed=True,
+                roles=[],
+                reason=mark("minutes"),
+                minutes=mark("minutes-file") + " 회의록",
+                by=self.coordinator,
             )
         else:
             raise AssertionError(f"unexpected wait {wait.key}")
@@ -143,7 +157,13 @@ def _mark_resident(db: Database, ref: str) -> list[str]:
 
 def _launch(db: Database, flow: Flow[..., Any], complex_code: str, resident_ref: str) -> steering.Launched:
     flow.to_deployment(name=flow.name).apply()
-    return steering.launch(db, intervention=flow.name, complex_code=complex_code, resident_ref=resident_ref)
+    return steering.launch(
+        db,
+        intervention=flow.name,
+        complex_code=complex_code,
+        resident_ref=resident_ref,
+        by=coordinator_of(db, complex_code),
+    )
 
 
 def _failing_set_stage(session: Session, case: Case, stage: str) -> None:
@@ -152,9 +172,9 @@ def _failing_set_stage(session: Session, case: Case, stage: str) -> None:
     session.flush()
 
 
-@every_backend
+@every_backend_with_prefect
 def test_no_marker_reaches_prefect(
-    prefect_server: None,
+    prefect_database: str,
     registry: Database,
     mail: MailCapture,
     results_dir: Path,
@@ -166,7 +186,9 @@ def test_no_marker_reaches_prefect(
 
     # A whole hoarding case, every free text marked.
     deploy_hoarding()
-    launched = steering.launch(registry, intervention="hoarding", complex_code="D", resident_ref="R-D-001")
+    launched = steering.launch(
+        registry, intervention="hoarding", complex_code="D", resident_ref="R-D-001", by=coordinator_of(registry, "D")
+    )
     script = Marked(registry, launched.case_ref)
     final = drive(script, launched.flow_run_id, max_waits=120)
     assert final.state is not None and final.state.is_completed(), final.state
@@ -179,9 +201,11 @@ def test_no_marker_reaches_prefect(
     final = drive(people, emergency.flow_run_id, flow=emergency_admission, max_waits=60)
     assert final.state is not None and final.state.is_completed(), final.state
 
-    # A handoff task fails on a real database error that quotes a marker among its parameters.
+    # A handoff task fails on a real database error that has a marker among its parameters.
     monkeypatch.setattr(cases, "set_stage", _failing_set_stage)
-    failing = steering.launch(registry, intervention="hoarding", complex_code="D", resident_ref="R-D-002")
+    failing = steering.launch(
+        registry, intervention="hoarding", complex_code="D", resident_ref="R-D-002", by=coordinator_of(registry, "D")
+    )
     with pytest.raises(HandoffFailed) as raised:
         run_once(failing.flow_run_id)
     assert raised.value.__context__ is None and raised.value.__cause__ is None and not raised.value.transient
@@ -205,10 +229,9 @@ def test_no_marker_reaches_prefect(
             "place",
             "minutes",
             "minutes-file",
-            "db-error",
         )
     ]
-    # The markers did reach the registry: what people wrote, and the error in full.
+    # The markers did reach the registry: what people wrote; and the error, without its parameters.
     with registry.transaction() as session:
         written = " ".join(
             [n.text for n in session.scalars(select(Note))]
@@ -221,7 +244,9 @@ def test_no_marker_reaches_prefect(
         incidents = session.scalars(select(Incident)).all()
     for marker in markers:
         assert marker in written, marker
-    assert [i.task for i in incidents] == ["enter-stage"] and "[parameters:" in incidents[0].detail
+    assert [i.task for i in incidents] == ["enter-stage"] and "IntegrityError" in incidents[0].error_class
+    assert "INSERT INTO note" in incidents[0].detail and "parameters hidden" in incidents[0].detail
+    assert MARK not in incidents[0].detail
     assert f"incident-{incidents[0].id}" in message
     with registry.transaction() as session:
         referrals = {r.reason for r in session.scalars(select(Referral)) if r.status == "rejected"}
@@ -239,7 +264,8 @@ def test_no_marker_reaches_prefect(
     # And none of them, nor the residents' details, reached Prefect: inputs, logs, artifacts, states, results.
     assert read_run(failing.flow_run_id).state is not None
     assert_not_in_prefect(
-        [MARK, *markers, *resident_markers, "홍길동", "010-1234-5678", "조현병"],
+        [MARK, *markers, mark("db-error"), *resident_markers, "홍길동", "010-1234-5678", "조현병"],
         results_dir,
         must_scan=("flow_run_input", "log", "artifact", "task_run_state"),
+        database_url=prefect_database,
     )

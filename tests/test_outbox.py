@@ -22,6 +22,7 @@ from registry.models import Agency, OutboxMessage
 from tasks import mailer
 from tasks.mailer import Sender
 from tests.conftest import every_backend
+from tests.driving import token_of
 from yeongye.cli import app
 from yeongye.mailcapture import MailCapture, _LoopbackController, _StoreHandler, read_captured
 from yeongye.settings import get_settings
@@ -30,7 +31,12 @@ from yeongye.settings import get_settings
 def _enqueue(db: Database) -> int:
     with db.transaction() as session:
         case = cases.open_case(
-            session, intervention="hoarding", complex_code="A", resident_ref="R-A-001", opened_at=SystemClock().now()
+            session,
+            intervention="hoarding",
+            complex_code="A",
+            resident_ref="R-A-001",
+            opened_at=SystemClock().now(),
+            by="coord-a",
         )
         draft = outbox.Draft("cc1@example.org", "[연계 요청] 제목", "본문", "<p>본문</p>")
         key = outbox.idempotency_key(case.ref, "assessment", "gaon-cc-1")
@@ -162,12 +168,20 @@ def test_a_permanent_refusal_is_failed_listed_and_retried_to_the_corrected_addre
     assert captured.to == ["cc1-new@example.org"]
 
 
-def test_the_outbox_commands_list_refused_mail_and_queue_it_again(registry: Database) -> None:
+def test_the_outbox_commands_list_refused_mail_and_queue_it_again(
+    registry: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
     message_id = _enqueue(registry)
     with registry.transaction() as session:
         assert outbox.claim(session, message_id, SystemClock().now())
         outbox.fail(session, message_id, "SMTPRecipientsRefused: 550 5.1.1 mailbox unavailable")
     runner = CliRunner()
+    # Another centre's coordinator neither sees the case's mail nor sends it again.
+    monkeypatch.setenv("YEONGYE_TOKEN", token_of(registry, "coord-d"))
+    assert json.loads(runner.invoke(app, ["outbox", "--json"]).output) == []
+    foreign = runner.invoke(app, ["outbox", "retry", str(message_id)])
+    assert foreign.exit_code == 2 and "소관이 아닙니다" in foreign.output, foreign.output
+    monkeypatch.setenv("YEONGYE_TOKEN", token_of(registry, "coord-a"))  # the case's coordinator
     listed = runner.invoke(app, ["outbox", "--json"])
     assert listed.exit_code == 0, listed.output
     (row,) = json.loads(listed.output)
@@ -191,7 +205,12 @@ def test_a_lost_reply_after_data_gives_at_most_one_duplicate_with_the_same_messa
     controller, mail_dir = refusing
     with registry.transaction() as session:
         case = cases.open_case(
-            session, intervention="hoarding", complex_code="A", resident_ref="R-A-001", opened_at=SystemClock().now()
+            session,
+            intervention="hoarding",
+            complex_code="A",
+            resident_ref="R-A-001",
+            opened_at=SystemClock().now(),
+            by="coord-a",
         )
         message, _ = outbox.enqueue(
             session,
@@ -224,7 +243,12 @@ def test_bad_input_is_not_retried() -> None:
 def test_messages_of_one_case_to_one_recipient_form_one_thread(registry: Database, mail: MailCapture) -> None:
     with registry.transaction() as session:
         case = cases.open_case(
-            session, intervention="hoarding", complex_code="B", resident_ref="R-B-001", opened_at=SystemClock().now()
+            session,
+            intervention="hoarding",
+            complex_code="B",
+            resident_ref="R-B-001",
+            opened_at=SystemClock().now(),
+            by="coord-b",
         )
         ids = []
         for step, to in [

@@ -23,7 +23,7 @@ from registry.db import Database
 from registry.models import AuditEntry, Case, Referral, Resident
 from tasks.runtime import business_calendar
 from tests.conftest import every_backend
-from tests.driving import Answers, assert_not_in_prefect, drive, read_case, referral_steps
+from tests.driving import Answers, assert_not_in_prefect, coordinator_of, drive, read_case, referral_steps, token_of
 from yeongye import steering
 from yeongye.cli import app
 from yeongye.mailcapture import MailCapture, read_captured
@@ -43,7 +43,9 @@ def _drive(db: Database, case_ref: str, flow_run_id: str, **script: object) -> t
 
 def _run(db: Database, resident: str, **script: object) -> tuple[Answers, Case]:
     _deploy()
-    launched = steering.launch(db, intervention="outreach", complex_code=resident[2], resident_ref=resident)
+    launched = steering.launch(
+        db, intervention="outreach", complex_code=resident[2], resident_ref=resident, by=coordinator_of(db, resident[2])
+    )
     return _drive(db, launched.case_ref, launched.flow_run_id, **script)
 
 
@@ -67,11 +69,13 @@ def _follow_ons(db: Database, case: Case) -> list[dict[str, str]]:
 
 @every_backend
 def test_fine_after_the_worker_checks_plans_the_next_check(
-    prefect_server: None, registry: Database, mail: MailCapture, results_dir: Path
+    prefect_server: None, registry: Database, mail: MailCapture, results_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Launched like `yeongye launch outreach`. The volunteer pair cannot go, the 행정복지센터 checks:
-    fine, next check in a month, closure. The 행정복지센터 knows whom to visit; Prefect does not."""
+    """Launched like `yeongye launch outreach`, by complex D's coordinator. The volunteer pair cannot
+    go, the 행정복지센터 checks: fine, next check in a month, closure. The 행정복지센터 knows whom to
+    visit; Prefect does not."""
     _deploy()
+    monkeypatch.setenv("YEONGYE_TOKEN", token_of(registry, "coord-d"))
     launched = CliRunner().invoke(app, ["launch", "outreach", "--complex", "D", "--resident", "R-D-001"])
     assert launched.exit_code == 0, launched.output
     case_ref = re.search(r"C-\d{4}-\d{4}", launched.output).group(0)  # type: ignore[union-attr]
@@ -118,7 +122,13 @@ def test_needs_hoarding_opens_a_hoarding_case_for_the_same_resident(prefect_serv
 def test_needs_mental_health_with_an_open_counselling_case_records_it(prefect_server: None, registry: Database) -> None:
     """The resident already has an open counselling case: no second one, the existing one is recorded."""
     _deploy()
-    existing = steering.launch(registry, intervention="mh-counselling", complex_code="B", resident_ref="R-B-001")
+    existing = steering.launch(
+        registry,
+        intervention="mh-counselling",
+        complex_code="B",
+        resident_ref="R-B-001",
+        by=coordinator_of(registry, "B"),
+    )
 
     _answers, case = _run(registry, "R-B-001", outcomes={"check-1": outreach_flow.NEEDS_MENTAL_HEALTH})
 

@@ -1,10 +1,11 @@
 """Acting only in one's own name, bad input that never kills a case, and one of each (issue 10, 6–8).
 
-An answer link resumes only the wait of its own referral; a decision names who took it; naming
-the next agency is the coordinator's. Control characters, overlong text and bytes that are not
-UTF-8 are refused at every door with a message naming the field, and the case keeps waiting. The
-deadline's timeout and an agency's answer race for one wait: exactly one wins. A flow started on a
-case that is not its own sends nothing.
+An answer link resumes only the wait of its own referral; a decision is taken by the member of
+staff logged in, and an input no one signed is asked again; naming the next agency is the
+coordinator's. Control characters, overlong text and bytes that are not UTF-8 are refused at
+every door with a message naming the field, and the case keeps waiting. The deadline's timeout
+and an agency's answer race for one wait: exactly one wins. A flow started on a case that is not
+its own sends nothing.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from typer.testing import CliRunner
 
 from flows.hoarding.flow import hoarding
 from flows.mental_health.emergency import emergency_admission
-from registry import calendar, cases, links, notes
+from registry import access, acts, calendar, cases, links, notes
 from registry.db import Database
 from registry.escalation import TIMED_OUT, Escalation
 from registry.models import Agency, Approval, AuditEntry, Case, OutboxMessage, Referral
@@ -32,7 +33,7 @@ from registry.text import REASON_MAX
 from tasks.escalation import escalate
 from tasks.referrals import record_answer
 from tests.conftest import every_backend
-from tests.driving import deploy_hoarding, read_run, run_once
+from tests.driving import coordinator_of, deploy_hoarding, read_run, run_once, signed_in, token_of
 from tests.test_answer_links import answer_server  # noqa: F401 - the fixture
 from yeongye import steering
 from yeongye.cli import app
@@ -52,12 +53,17 @@ def _link(base: str, case_ref: str, referral_id: int, purpose: str = "done") -> 
     return f"{base}/answer/{links.sign(links.Claim(case_ref, referral_id, purpose, expires), secret)}"
 
 
+# Staff logging in is recorded in the audit trail; it changes no case.
+_LOG_INS = ("login", "login-failed", "logout")
+
+
 def _snapshot(db: Database, case_ref: str) -> tuple[Any, ...]:
-    """Everything an answer could change: referrals, decisions, the audit trail, the outbox, the wait."""
+    """Everything an answer could change: referrals, decisions, the audit trail (but staff logging
+    in), the outbox, the wait."""
     with db.transaction() as session:
         referrals = sorted((r.step, r.agency_id, r.status, r.reason) for r in session.scalars(select(Referral)))
         approvals = sorted((a.key, a.status, a.decided_by) for a in session.scalars(select(Approval)))
-        audits = session.scalar(select(func.count(AuditEntry.id)))
+        audits = session.scalar(select(func.count(AuditEntry.id)).where(AuditEntry.action.not_in(_LOG_INS)))
         emails = session.scalar(select(func.count(OutboxMessage.id)))
         flow_run_id = cases.find_case(session, case_ref).flow_run_id
     state = read_run(str(flow_run_id)).state
@@ -82,11 +88,26 @@ def _open_stray_referral(db: Database, case_ref: str, step: str, agency_id: str)
         return cases.open_referral(session, case, step=step, agency=agency, service="cleaning", due_date=due).id
 
 
-def _invalid_inputs(db: Database) -> list[str]:
+def _refused_inputs(db: Database) -> list[tuple[str, str]]:
+    """(wait, who gave it) of every input the flow refused, in order."""
     with db.transaction() as session:
-        return [
-            d["wait"] for d in session.scalars(select(AuditEntry.detail).where(AuditEntry.action == "invalid-input"))
-        ]
+        rows = session.execute(
+            select(AuditEntry.detail, AuditEntry.actor)
+            .where(AuditEntry.action == "invalid-input")
+            .order_by(AuditEntry.id)
+        ).all()
+    return [(detail["wait"], actor) for detail, actor in rows]
+
+
+def _log_in(monkeypatch: pytest.MonkeyPatch, db: Database, staff_id: str) -> None:
+    """The CLI from here on runs as ``staff_id``, logged in."""
+    monkeypatch.setenv("YEONGYE_TOKEN", token_of(db, staff_id))
+
+
+def _sign(db: Database, case_ref: str, wait_key: str, actor: str) -> int:
+    """An act signed by ``actor`` for ``wait_key`` of the case, as steering signs an input."""
+    with db.transaction() as session:
+        return acts.sign(session, cases.find_case(session, case_ref), wait_key, actor)
 
 
 def _pause_key(flow_run_id: str, flow: Flow[..., Any] = hoarding) -> str | None:
@@ -98,7 +119,13 @@ def _pause_key(flow_run_id: str, flow: Flow[..., Any] = hoarding) -> str | None:
 def _hoarding_at_assessment(registry: Database, complex_code: str, resident: str) -> tuple[str, str, Referral]:
     """A hoarding case launched and run to its first wait: (case ref, flow run id, gaon-cc-1's referral)."""
     deploy_hoarding()
-    launched = steering.launch(registry, intervention="hoarding", complex_code=complex_code, resident_ref=resident)
+    launched = steering.launch(
+        registry,
+        intervention="hoarding",
+        complex_code=complex_code,
+        resident_ref=resident,
+        by=coordinator_of(registry, complex_code),
+    )
     assert _pause_key(launched.flow_run_id) == "answer-assessment-1"
     return launched.case_ref, launched.flow_run_id, _referral(registry, launched.case_ref, "assessment", "gaon-cc-1")
 
@@ -108,8 +135,10 @@ def test_a_link_answers_only_its_own_referral(
     registry: Database,
     mail: MailCapture,
     answer_server: str,  # noqa: F811 - the imported fixture
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     ref, run, cc1 = _hoarding_at_assessment(registry, "F", "R-F-002")
+    _log_in(monkeypatch, registry, "coord-f")  # the case's coordinator works the command line
 
     # A link of another step (cleaning) while the case waits on the assessment: refused, nothing changes.
     stray = _open_stray_referral(registry, ref, "cleaning", "gaon-cleancoop-1")
@@ -120,7 +149,8 @@ def test_a_link_answers_only_its_own_referral(
     assert NOT_AWAITED in refused.text and "cleaning" not in refused.text
     assert _snapshot(registry, ref) == before
 
-    # The 관리사무소 declines and none other is left: the coordinator is asked to name one.
+    # The 관리사무소 declines (by phone; the coordinator records it) and none other is left: the
+    # coordinator is asked to name one.
     declined = runner.invoke(
         app, ["respond", ref, "--agency", "gaon-mgmt-1", "--status", "rejected", "--reason", "인력 없음"]
     )
@@ -151,14 +181,17 @@ def test_a_link_answers_only_its_own_referral(
         approval = session.scalar(select(Approval).where(Approval.key == reroute_key))
         assert approval is not None and (approval.status, approval.decided_by) == ("rejected", "coord-f")
 
-    # An answer that names another referral than the one of its step and agency is invalid: asked again.
+    # An answer, signed, that names another referral than the one of its step and agency is
+    # invalid: asked again.
     wait = steering.current_wait(registry, ref)
-    steering._resume(wait, {"agency_id": "gaon-cc-1", "status": "completed", "reason": "", "referral_id": stray})
+    answer = {"agency_id": "gaon-cc-1", "status": "completed", "referral_id": stray}
+    steering._resume(wait, {**answer, "act": _sign(registry, ref, wait.key, "coord-f")})
     assert _pause_key(run) == "answer-assessment-3"
-    assert _invalid_inputs(registry) == ["answer-assessment-2"]
+    assert _refused_inputs(registry) == [("answer-assessment-2", "coord-f")]
     assert _referral(registry, ref, "assessment", "gaon-cc-1").status == "requested"
 
-    # Now the link is the one the case waits for; the answer is recorded in the agency's name.
+    # Now the link is the one the case waits for; the answer is recorded in the name of the
+    # agency's own link (its referral).
     answered = httpx.post(link, data={"reason": "방문 완료"}, timeout=60)
     assert answered.status_code == 200, answered.text
     run_once(run)
@@ -168,8 +201,8 @@ def test_a_link_answers_only_its_own_referral(
             select(AuditEntry.actor, AuditEntry.detail).where(AuditEntry.action == "referral-answered")
         ).all()
     assert {(actor, detail["agency"], detail["status"]) for actor, detail in actors} == {
-        ("gaon-mgmt-1", "gaon-mgmt-1", "rejected"),
-        ("gaon-cc-1", "gaon-cc-1", "completed"),
+        ("coord-f", "gaon-mgmt-1", "rejected"),
+        (acts.link_actor(cc1.id), "gaon-cc-1", "completed"),
     }
 
 
@@ -179,9 +212,16 @@ def test_a_decision_names_who_took_it_and_no_link_answers_it(
     registry: Database,
     mail: MailCapture,
     answer_server: str,  # noqa: F811 - the imported fixture
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     emergency_admission.to_deployment(name=emergency_admission.name).apply()  # type: ignore[union-attr]
-    launched = steering.launch(registry, intervention="emergency-admission", complex_code="B", resident_ref="R-B-001")
+    launched = steering.launch(
+        registry,
+        intervention="emergency-admission",
+        complex_code="B",
+        resident_ref="R-B-001",
+        by=coordinator_of(registry, "B"),
+    )
     ref, run = launched.case_ref, launched.flow_run_id
     assert _pause_key(run, emergency_admission) == "decision-doctor-consent-1"
 
@@ -190,32 +230,43 @@ def test_a_decision_names_who_took_it_and_no_link_answers_it(
     before = _snapshot(registry, ref)
     refused = httpx.post(_link(answer_server, ref, stray), timeout=60)
     assert refused.status_code == 409 and NOT_AWAITED in refused.text and "doctor" not in refused.text
-    # Without a name, a decision is refused at the command line and in steering; nothing changes.
+    # Without a log-in, a decision is refused at the command line; so it is with a token that opens
+    # no session.
+    monkeypatch.delenv("YEONGYE_TOKEN", raising=False)
     unnamed = runner.invoke(app, ["approve", ref])
-    assert unnamed.exit_code == 2 and "--by" in unnamed.output, unnamed.output
-    with pytest.raises(steering.SteeringError, match="--by"):
-        steering.approve(registry, ref, approved=True, by=" ")
-    # Nor is a name or a reason that is not fit to store.
-    for args, option in [
-        (["--by", "coord\x00b"], "--by"),
-        (["--by", "c" * 65], "--by"),
-        (["--by", "coord-b", "--reject", "--reason", "사유\x07"], "--reason"),
-        (["--by", "coord-b", "--reject", "--reason", "가" * 10_000], "--reason"),
-    ]:
+    assert unnamed.exit_code == 2 and "yeongye login" in unnamed.output, unnamed.output
+    monkeypatch.setenv("YEONGYE_TOKEN", "yg1_not-a-session")
+    forged = runner.invoke(app, ["approve", ref])
+    assert forged.exit_code == 2 and "yeongye login" in forged.output, forged.output
+    # Staff of another centre, or of the central centre (which reads only), decide nothing here.
+    for outsider in ("coord-d", "supervisor-1", "central-1"):
+        with pytest.raises(access.AccessDenied):
+            steering.approve(registry, ref, approved=True, by=signed_in(registry, outsider))
+    # Nor is a reason that is not fit to store taken from the case's own coordinator.
+    _log_in(monkeypatch, registry, "coord-b")
+    for args in (["--reject", "--reason", "사유\x07"], ["--reject", "--reason", "가" * 10_000]):
         result = runner.invoke(app, ["approve", ref, *args])
-        assert result.exit_code == 2 and f"{option}: " in result.output, result.output
+        assert result.exit_code == 2 and "--reason: " in result.output, result.output
     assert _snapshot(registry, ref) == before
 
-    # The Prefect form sent without a name: the flow does not take it for the approver's, it asks again.
+    # The Prefect form sent unsigned: the flow does not take it for the approver's, it asks again,
+    # and records it as given by no one known.
     wait = steering.current_wait(registry, ref)
-    steering._resume(wait, {"approved": True, "reason": "", "decided_by": ""})
+    steering._resume(wait, {"approved": True})
     assert _pause_key(run, emergency_admission) == "decision-doctor-consent-2"
-    assert _invalid_inputs(registry) == ["decision-doctor-consent-1"]
+    # An act signed for another wait (the one just refused) does not sign this one either.
+    wait = steering.current_wait(registry, ref)
+    steering._resume(wait, {"approved": True, "act": _sign(registry, ref, "decision-doctor-consent-1", "coord-b")})
+    assert _pause_key(run, emergency_admission) == "decision-doctor-consent-3"
+    assert _refused_inputs(registry) == [
+        ("decision-doctor-consent-1", "unsigned"),
+        ("decision-doctor-consent-2", "unsigned"),
+    ]
     with registry.transaction() as session:
         approval = session.scalar(select(Approval).where(Approval.key == "decision-doctor-consent"))
         assert approval is not None and approval.status == "requested" and approval.decided_by is None
 
-    named = runner.invoke(app, ["approve", ref, "--by", "coord-b"])
+    named = runner.invoke(app, ["approve", ref])
     assert named.exit_code == 0, named.output
     assert _pause_key(run, emergency_admission) == "answer-police-consent-1"
     with registry.transaction() as session:
@@ -229,8 +280,10 @@ def test_bad_input_is_refused_at_every_door_and_the_case_keeps_waiting(
     registry: Database,
     mail: MailCapture,
     answer_server: str,  # noqa: F811 - the imported fixture
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     ref, run, cc1 = _hoarding_at_assessment(registry, "E", "R-E-001")
+    _log_in(monkeypatch, registry, "coord-e")
     link = _link(answer_server, ref, cc1.id, "decline")
     before = _snapshot(registry, ref)
     too_long = "가" * 10_000
@@ -270,14 +323,15 @@ def test_bad_input_is_refused_at_every_door_and_the_case_keeps_waiting(
     assert _snapshot(registry, ref) == before
     assert _pause_key(run) == "answer-assessment-1"
 
-    # A note number typed into the Prefect form that is not this case's reason: audited, asked again.
+    # A note number, in a signed input, that is not this case's reason: audited, asked again.
     with registry.transaction() as session:
         case = cases.find_case(session, ref)
         place = notes.write(session, case, kind=notes.PLACE, text="회의실", by=case.coordinator_id)
+    act = _sign(registry, ref, "answer-assessment-1", "coord-e")
     recorded = record_answer.fn(  # type: ignore[attr-defined]
-        ref, "assessment", "gaon-cc-1", "rejected", place, "answer-assessment-1"
+        ref, "assessment", "gaon-cc-1", "rejected", place, "answer-assessment-1", act=act
     )
-    assert recorded == "invalid" and _invalid_inputs(registry) == ["answer-assessment-1"]
+    assert recorded == "invalid" and _refused_inputs(registry) == [("answer-assessment-1", "coord-e")]
     assert _referral(registry, ref, "assessment", "gaon-cc-1").status == "requested"
 
 
@@ -286,16 +340,18 @@ def test_a_form_the_flow_cannot_load_is_asked_again(
 ) -> None:
     """Prefect's server checks the schema's pattern with Python's ``re``, whose ``$`` lets one
     trailing newline through; the flow's own model refuses it, audits it and asks again."""
-    emergency_admission.to_deployment(name=emergency_admission.name).apply()  # type: ignore[union-attr]
-    launched = steering.launch(registry, intervention="emergency-admission", complex_code="B", resident_ref="R-B-002")
-    assert _pause_key(launched.flow_run_id, emergency_admission) == "decision-doctor-consent-1"
-    wait = steering.current_wait(registry, launched.case_ref)
-    steering._resume(wait, {"approved": True, "reason": "", "decided_by": "coord-b\n"})
-    assert _pause_key(launched.flow_run_id, emergency_admission) == "decision-doctor-consent-2"
+    ref, run, _cc1 = _hoarding_at_assessment(registry, "D", "R-D-003")
+    coordinator = signed_in(registry, "coord-d")
+    steering.respond(registry, ref, agency_id="gaon-mgmt-1", status="rejected", reason="인력 없음", by=coordinator)
+    assert _pause_key(run) == "reroute-assessment-management-office-1"
+    # The coordinator's choice of the next agency, signed, with a newline after the agency's id.
+    wait = steering.current_wait(registry, ref)
+    steering._resume(wait, {"agency_id": "gaon-mgmt-1\n", "act": _sign(registry, ref, wait.key, "coord-d")})
+    assert _pause_key(run) == "reroute-assessment-management-office-2"
     with registry.transaction() as session:
         refused = session.scalar(select(AuditEntry.detail).where(AuditEntry.action == "invalid-input"))
-    assert refused is not None and refused["wait"] == "decision-doctor-consent-1"
-    assert "decided_by" in refused["error"] and "coord-b" not in refused["error"]
+    assert refused is not None and refused["wait"] == "reroute-assessment-management-office-1"
+    assert "agency_id" in refused["error"] and "gaon-mgmt-1" not in refused["error"]
 
 
 def test_answer_and_final_timeout_on_one_wait_exactly_one_wins(
@@ -331,7 +387,7 @@ def test_answer_and_final_timeout_on_one_wait_exactly_one_wins(
     assert statuses == {"gaon-cc-1": "completed", "gaon-mgmt-1": "failed"}
     assert sorted((actor, detail["status"]) for actor, detail in answers) == [
         ("deadline-sweep", "failed"),
-        ("gaon-cc-1", "completed"),
+        (acts.link_actor(cc1.id), "completed"),
     ]
     withdrawn = [
         m.headers["X-Yeongye-Key"] for m in read_captured(mail.mail_dir) if "timed-out" in m.headers["X-Yeongye-Key"]
@@ -350,8 +406,11 @@ def test_a_flow_runs_only_on_its_own_case(prefect_server: None, registry: Databa
             complex_code="A",
             resident_ref="R-A-001",
             opened_at=calendar.SystemClock().now(),
+            by="coord-a",
         ).ref
-    launched = steering.launch(registry, intervention="hoarding", complex_code="A", resident_ref="R-A-002")
+    launched = steering.launch(
+        registry, intervention="hoarding", complex_code="A", resident_ref="R-A-002", by=coordinator_of(registry, "A")
+    )
     assert _pause_key(launched.flow_run_id) == "answer-assessment-1"
     sent = len(read_captured(mail.mail_dir))
 
@@ -384,12 +443,13 @@ def _case_row(db: Database, case_ref: str) -> tuple[Any, ...] | None:
 def test_a_supervisors_decision_is_refused_to_a_coordinator_and_to_an_unknown_name(registry: Database) -> None:
     """Closing a case is the supervisor's: a coordinator's or a made-up name's decision changes nothing."""
     now = calendar.SystemClock().now()
+    # Complex A is centre gaon-1's, whose supervisor is supervisor-2.
     with registry.transaction() as session:
         case = cases.open_case(
-            session, intervention="hoarding", complex_code="A", resident_ref="R-A-001", opened_at=now
+            session, intervention="hoarding", complex_code="A", resident_ref="R-A-001", opened_at=now, by="coord-a"
         )
         closure = cases.request_approval(
-            session, case, key="decision-closure-1", kind="closure", approver_id="supervisor-1", due_date=now.date()
+            session, case, key="decision-closure-1", kind="closure", approver_id="supervisor-2", due_date=now.date()
         )
         visit = cases.request_approval(
             session, case, key="decision-visit-1", kind="visit", approver_id="coord-a", due_date=now.date()
@@ -401,8 +461,8 @@ def test_a_supervisors_decision_is_refused_to_a_coordinator_and_to_an_unknown_na
             cases.decide(session, case, approval, approved=True, reason="", by=by, at=now)
     with registry.transaction() as session:
         case = cases.find_case(session, case.ref)
-        for approval_id, by in ((closure.id, "supervisor-1"), (visit.id, "supervisor-1")):
+        for approval_id, by in ((closure.id, "supervisor-2"), (visit.id, "supervisor-2")):
             approval = session.get(Approval, approval_id)
             assert approval is not None and approval.status == "requested"  # nothing was decided above
             cases.decide(session, case, approval, approved=True, reason="", by=by, at=now)
-            assert approval.status == "approved" and approval.decided_by == "supervisor-1"
+            assert approval.status == "approved" and approval.decided_by == "supervisor-2"

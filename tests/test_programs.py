@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 from alembic import command
+from markdown_it import MarkdownIt
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import ArtifactCollectionFilter, ArtifactCollectionFilterKey
 from sqlalchemy import func, select
@@ -30,7 +31,7 @@ from registry.db import Database, alembic_config
 from registry.loader import SAMPLE_PATH
 from registry.models import Case, ProgramAttendance, ProgramParticipant, ProgramSession, Referral, Resident
 from tasks import runtime
-from tests.driving import Script, assert_not_in_prefect, drive, read_case, referral_steps
+from tests.driving import Script, assert_not_in_prefect, coordinator_of, drive, read_case, referral_steps, token_of
 from yeongye import steering
 from yeongye.cli import app
 from yeongye.mailcapture import MailCapture, read_captured
@@ -45,7 +46,7 @@ class People(Script):
     def answer(self, wait: steering.Wait) -> None:
         if wait.kind == "reroute":
             self.waits.append(wait.key)
-            steering.reroute(self.db, self.case_ref, agency_id="", reason="건너뜀 (skipped)")
+            steering.reroute(self.db, self.case_ref, agency_id="", reason="건너뜀 (skipped)", by=self.coordinator)
         else:
             super().answer(wait)
 
@@ -59,7 +60,14 @@ def _cli(*args: str) -> str:
 def _launch(db: Database, kind: str) -> steering.Launched:
     """Deploy the flow and launch a programme of ``kind`` for complex D as `yeongye launch` does."""
     program.to_deployment(name=program.name).apply()
-    return steering.launch(db, intervention=programs.PROGRAM, complex_code="D", resident_ref=None, program_kind=kind)
+    return steering.launch(
+        db,
+        intervention=programs.PROGRAM,
+        complex_code="D",
+        resident_ref=None,
+        program_kind=kind,
+        by=coordinator_of(db, "D"),
+    )
 
 
 def _finish(people: People, launched: steering.Launched) -> Case:
@@ -102,6 +110,7 @@ def test_mind_health_monthly_run_through_the_cli_recruits_isolated_first_and_rep
     prefect_server: None, registry: Database, mail: MailCapture, results_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     program.to_deployment(name=program.name).apply()
+    monkeypatch.setenv("YEONGYE_TOKEN", token_of(registry, "coord-d"))  # complex D's coordinator, logged in
     output = _cli("launch", "program", "--complex", "D", "--kind", "mind-health", "--sessions", "2")
     match = re.search(r"C-\d{4}-\d{4}", output)
     assert match, output
@@ -171,11 +180,12 @@ def test_mind_health_monthly_run_through_the_cli_recruits_isolated_first_and_rep
             artifact_filter=ArtifactCollectionFilter(key=ArtifactCollectionFilterKey(any_=[key]))
         )
     assert len(artifacts) == 1
-    markdown = str(artifacts[0].data)
-    assert markdown.startswith(f"# {case_ref} · 마음건강 교육 (mind-health education) 결과 보고")
-    assert "참여 (enrolled): 2명" in markdown
+    # As Prefect's UI shows it: the markdown rendered (its values are escaped, tasks.case.escaped).
+    shown = MarkdownIt("commonmark").enable("table").render(str(artifacts[0].data))
+    assert shown.startswith(f"<h1>{case_ref} · 마음건강 교육 (mind-health education) 결과 보고")
+    assert "참여 (enrolled): 2명" in shown
 
-    monkeypatch.setenv("YEONGYE_STAFF", "coord-d")  # the roster shows names and phones: a named reader
+    # The roster shows names and phones: read by the logged-in coordinator, named in the audit trail.
     shown = _cli("program", "show", case_ref)  # the coordinator's view, closed or not
     assert "마음건강 교육 (mind-health education)" in shown and "gaon-mhwc-1" in shown
     roster = json.loads(_cli("program", "show", case_ref, "--json"))
@@ -319,8 +329,11 @@ def _program_rows(db: Database) -> tuple[int, int, int, int]:
         )
 
 
-def test_bad_launch_and_program_input_exits_2_naming_the_option_and_writes_nothing(registry: Database) -> None:
+def test_bad_launch_and_program_input_exits_2_naming_the_option_and_writes_nothing(
+    registry: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """No flow runs here: the registry refuses before Prefect is asked anything."""
+    monkeypatch.setenv("YEONGYE_TOKEN", token_of(registry, "coord-d"))  # complex D's coordinator, logged in
     with registry.transaction() as session:
         now = SystemClock().now()
         group = cases.open_case(
@@ -330,13 +343,19 @@ def test_bad_launch_and_program_input_exits_2_naming_the_option_and_writes_nothi
             resident_ref=None,
             opened_at=now,
             program_kind="mind-health",
+            by="coord-d",
         )
         programs.open_recruitment(
             session, group, sessions=2, seats=2, first_day=now.date(), days=BusinessCalendar(), at=now
         )
         programs.enrol(session, group, ["R-D-003"], at=now)
         resident_case = cases.open_case(
-            session, intervention="mh-counselling", complex_code="D", resident_ref="R-D-001", opened_at=now
+            session,
+            intervention="mh-counselling",
+            complex_code="D",
+            resident_ref="R-D-001",
+            opened_at=now,
+            by="coord-d",
         )
         group_ref, resident_ref = group.ref, resident_case.ref
     before = _program_rows(registry)

@@ -22,7 +22,7 @@ from registry import cases
 from registry.calendar import FixedClock, SystemClock
 from registry.db import Database
 from registry.models import Case, OutboxMessage
-from tests.driving import deploy_hoarding, read_case, read_run, run_once
+from tests.driving import coordinator_of, deploy_hoarding, read_case, read_run, run_once, signed_in, token_of
 from yeongye import recovery, steering
 from yeongye.cli import app
 from yeongye.mailcapture import MailCapture, read_captured
@@ -47,17 +47,25 @@ def _open_case_without_run(db: Database, complex_code: str, resident_ref: str) -
             complex_code=complex_code,
             resident_ref=resident_ref,
             opened_at=SystemClock().now(),
+            by=f"coord-{complex_code.lower()}",  # the complex's coordinator, as a launch names them
         ).ref
 
 
 def test_a_launch_crashing_at_each_point_leaves_every_case_with_exactly_one_run(
-    prefect_server: None, registry: Database, mail: MailCapture
+    prefect_server: None, registry: Database, mail: MailCapture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     deployment_id = deploy_hoarding()
+    monkeypatch.setenv("YEONGYE_TOKEN", token_of(registry, "admin-central"))  # doctor looks at every centre
 
     # 1. Before the commit: bad input opens nothing.
     with pytest.raises(cases.CaseError):
-        steering.launch(registry, intervention="hoarding", complex_code="Z", resident_ref="R-A-001")
+        steering.launch(
+            registry,
+            intervention="hoarding",
+            complex_code="Z",
+            resident_ref="R-A-001",
+            by=coordinator_of(registry, "A"),
+        )
     # 2. After the commit, before Prefect was called.
     committed = _open_case_without_run(registry, "A", "R-A-001")
     # 3. After Prefect created the run (or the client timed out waiting for its answer), before attaching it.
@@ -84,7 +92,9 @@ def test_a_launch_crashing_at_each_point_leaves_every_case_with_exactly_one_run(
     assert _runs_of(deployment_id, registry) == 2
 
     # Launching again after all that: a new number, above every number handed out before.
-    newest = steering.launch(registry, intervention="hoarding", complex_code="C", resident_ref="R-C-001")
+    newest = steering.launch(
+        registry, intervention="hoarding", complex_code="C", resident_ref="R-C-001", by=coordinator_of(registry, "C")
+    )
     with registry.transaction() as session:
         refs = session.scalars(select(Case.ref).order_by(Case.id)).all()
         assert session.scalar(select(func.count()).select_from(Case).where(Case.flow_run_id.is_(None))) == 0
@@ -99,16 +109,28 @@ def test_a_launch_crashing_at_each_point_leaves_every_case_with_exactly_one_run(
 
 
 def test_a_crashed_run_is_run_again_and_sends_nothing_twice_a_deleted_one_is_left_to_a_person(
-    prefect_server: None, registry: Database, mail: MailCapture
+    prefect_server: None, registry: Database, mail: MailCapture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     deploy_hoarding()
-    crashed = steering.launch(registry, intervention="hoarding", complex_code="D", resident_ref="R-D-001")
-    deleted = steering.launch(registry, intervention="hoarding", complex_code="E", resident_ref="R-E-001")
+    monkeypatch.setenv("YEONGYE_TOKEN", token_of(registry, "admin-central"))  # doctor mends every centre's runs
+    crashed = steering.launch(
+        registry, intervention="hoarding", complex_code="D", resident_ref="R-D-001", by=coordinator_of(registry, "D")
+    )
+    deleted = steering.launch(
+        registry, intervention="hoarding", complex_code="E", resident_ref="R-E-001", by=coordinator_of(registry, "E")
+    )
     for launched in (crashed, deleted):
         assert run_once(launched.flow_run_id).state.is_paused()  # type: ignore[union-attr]
     # One agency answers; the worker's process running the resumed case is killed mid-step.
     wait = steering.current_wait(registry, crashed.case_ref)
-    steering.respond(registry, crashed.case_ref, agency_id=wait.agencies[0], status="completed", reason="완료")
+    steering.respond(
+        registry,
+        crashed.case_ref,
+        agency_id=wait.agencies[0],
+        status="completed",
+        reason="완료",
+        by=signed_in(registry, "coord-d"),
+    )
     sent_before = len(read_captured(mail.mail_dir))
     with get_client(sync_client=True) as client:
         client.set_flow_run_state(UUID(crashed.flow_run_id), Crashed(message="process killed"), force=True)

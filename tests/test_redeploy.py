@@ -14,7 +14,7 @@ import pytest
 from flows.mental_health import counselling
 from registry.db import Database
 from tasks.handoffs import Need, hand_off
-from tests.driving import Answers, drive, read_case, referral_steps, run_once
+from tests.driving import Answers, coordinator_of, drive, read_case, referral_steps, run_once
 from yeongye import steering
 from yeongye.mailcapture import MailCapture, read_captured
 
@@ -24,7 +24,9 @@ def test_cases_waiting_in_changed_code_resume_and_finish(
 ) -> None:
     flow = counselling.mh_counselling
     flow.to_deployment(name=flow.name).apply()
-    launched = steering.launch(registry, intervention=flow.name, complex_code="C", resident_ref="R-C-002")
+    launched = steering.launch(
+        registry, intervention=flow.name, complex_code="C", resident_ref="R-C-002", by=coordinator_of(registry, "C")
+    )
     answers = Answers(registry, launched.case_ref, outcomes={"counselling": counselling.REGISTERED})
     while True:  # intake and consent answered; the case then waits on the centre's counselling answer
         run_once(launched.flow_run_id, flow)

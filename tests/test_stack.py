@@ -1,6 +1,7 @@
 """`yeongye up` end to end: the real stack in a subprocess, stopped by SIGTERM, started again.
 
 On the way: a scheduled deployment runs by itself, and a worker killed with SIGKILL comes back.
+Staff log in with `yeongye login` (the sample's demo password) before the commands they run.
 Slow (~3 min): embedded PostgreSQL, a real Prefect server and worker. Select with `-m stack`,
 skip with `-m "not stack"`.
 """
@@ -12,6 +13,8 @@ import os
 import smtplib
 import socket
 import stat
+import subprocess
+import sys
 import time
 from email.message import EmailMessage
 from pathlib import Path
@@ -26,6 +29,7 @@ from tests.stackrun import (
     free_port,
     kill_worker_and_wait_for_the_new_one,
     prefect_http,
+    stack_env,
     stack_processes,
     start,
     stop,
@@ -35,6 +39,19 @@ from tests.stackrun import (
 from yeongye.mailcapture import read_captured
 
 pytestmark = [pytest.mark.stack, pytest.mark.slow, pytest.mark.timeout(600)]
+
+
+def log_in(data_dir: Path, prefect_port: int, smtp_port: int, staff_id: str) -> None:
+    """`yeongye login` as staff do it, the password on stdin: the commands after it act as ``staff_id``."""
+    done = subprocess.run(
+        [str(Path(sys.executable).parent / "yeongye"), "login", "--user", staff_id, "--password-stdin"],
+        input="demo\n",
+        env=stack_env(data_dir, prefect_port, smtp_port),
+        capture_output=True,
+        text=True,
+        timeout=90,
+    )
+    assert done.returncode == 0 and staff_id in done.stdout, f"yeongye login: {done.stdout}{done.stderr}"
 
 
 def test_stack_up_down_and_again(stack_dir: Path) -> None:
@@ -114,6 +131,9 @@ def test_stack_up_down_and_again(stack_dir: Path) -> None:
         detection = api.get("/deployments/name/detection-sweep/detection-sweep").json()
         assert detection["parameters"]["path"] == f"{data_dir}/signals/latest.csv"
         yeongye = cli(data_dir, prefect_port, smtp_port)
+        # The registry is installed (no account yet, so no log-in), then complex B's coordinator logs in.
+        yeongye("registry", "load-sample")
+        log_in(data_dir, prefect_port, smtp_port, "coord-b")
         sweep_run = yeongye("deadlines").strip().rsplit("/", 1)[-1]
         deadline = time.monotonic() + 90
         while (state := api.get(f"/flow_runs/{sweep_run}").json()["state"]["type"]) != "COMPLETED":
@@ -121,7 +141,6 @@ def test_stack_up_down_and_again(stack_dir: Path) -> None:
             time.sleep(1)
 
         # Every intervention runs on the stack as the hoarding flow does: launch, email, resume.
-        yeongye("registry", "load-sample")
         launched = {
             intervention: case_ref_of(yeongye("launch", intervention, "--complex", "B", *options))
             for intervention, options in (
@@ -146,7 +165,7 @@ def test_stack_up_down_and_again(stack_dir: Path) -> None:
         for case_ref in launched.values():
             wait_for_mail(data_dir, lambda m, ref=case_ref: m.headers.get("X-Yeongye-Case") == ref)
         emergency = launched["emergency-admission"]
-        yeongye("approve", emergency, "--by", "coord-b")  # the coordinator records the doctor's consent
+        yeongye("approve", emergency)  # the coordinator, logged in, records the doctor's consent
         wait_for_mail(
             data_dir, lambda m: m.headers.get("X-Yeongye-Case") == emergency and "police1@example.org" in m.to
         )
@@ -161,6 +180,7 @@ def test_stack_up_down_and_again(stack_dir: Path) -> None:
 
         # A worker killed outright is replaced, and the new one runs a case launched afterwards.
         kill_worker_and_wait_for_the_new_one(api, data_dir)
+        log_in(data_dir, prefect_port, smtp_port, "coord-d")  # complex D is centre gaon-2's
         after_kill = case_ref_of(yeongye("launch", "hoarding", "--complex", "D", "--resident", "R-D-002"))
         wait_for_mail(data_dir, lambda m: m.headers.get("X-Yeongye-Case") == after_kill)
         assert "Prefect worker restarted" in output.read_text()
