@@ -85,9 +85,13 @@ def log_in(session: Session, staff_id: str, password: str, *, now: dt.datetime, 
     if _HASHER.check_needs_rehash(staff.password_hash or ""):
         staff.password_hash = hash_password(password)
     token = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    issued = now.astimezone(dt.UTC)  # stored in UTC: SQLite drops the zone, and ``_utc`` reads it back
     session.add(
         StaffSession(
-            token_hash=_digest(token), staff_id=staff.id, issued_at=now, expires_at=now + dt.timedelta(hours=hours)
+            token_hash=_digest(token),
+            staff_id=staff.id,
+            issued_at=issued,
+            expires_at=issued + dt.timedelta(hours=hours),
         )
     )
     trail.record(session, actor=staff.id, action="login")
@@ -125,7 +129,7 @@ def log_out(session: Session, token: str, *, now: dt.datetime) -> str | None:
     row = session.scalar(select(StaffSession).where(StaffSession.token_hash == _digest(token.strip())))
     if row is None or row.ended_at is not None:
         return None
-    row.ended_at = now
+    row.ended_at = now.astimezone(dt.UTC)
     trail.record(session, actor=row.staff_id, action="logout")
     return row.staff_id
 
@@ -135,5 +139,5 @@ def _digest(token: str) -> str:
 
 
 def _utc(value: dt.datetime) -> dt.datetime:
-    """SQLite gives back a naive time (stored as UTC); PostgreSQL an aware one."""
+    """SQLite gives back a naive time (these columns are written in UTC); PostgreSQL an aware one."""
     return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value

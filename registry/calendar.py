@@ -52,6 +52,12 @@ def months_later(start: dt.date, months: int) -> dt.date:
     return dt.date(year, month, min(start.day, last_day))
 
 
+def hours_later(start: dt.datetime, hours: float) -> dt.datetime:
+    """The moment ``hours`` after ``start``, in Seoul: a life-safety clock counts every hour of every
+    day, weekends and holidays included (a person without a sign of life does not wait for Monday)."""
+    return (start + dt.timedelta(hours=hours)).astimezone(SEOUL)
+
+
 def rights_period_end(first_day: dt.date, *, days: int = 0, months: int = 0) -> dt.date:
     """Last day of a period that restricts a person's rights (e.g. an involuntary admission).
 

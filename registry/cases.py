@@ -15,6 +15,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from registry import audit as trail
+from registry.calendar import SEOUL
 from registry.catalog import HEALTH_SERVICES, NEUTRAL_SERVICE, service_label
 from registry.models import (
     Agency,
@@ -241,12 +242,14 @@ def open_referral(
     kind: str = "handoff",
     legal_basis: str | None = None,
     outcomes: list[str] | None = None,
+    due_at: dt.datetime | None = None,
 ) -> Referral:
     """Create the referral once; asking again for the same (case, step, agency) returns it.
 
     ``kind`` is "invitation" for a conference invitation: its answer is recorded, not waited for.
     ``legal_basis`` marks a due date the law sets; ``outcomes`` lists what the agency may report
-    when done (e.g. "converted" / "discharged"), the flow branching on it.
+    when done (e.g. "converted" / "discharged"), the flow branching on it. ``due_at`` makes the
+    step's clock run in hours (a life-safety step); ``due_date`` is then its day in Seoul.
     """
     existing = session.scalar(
         select(Referral).where(Referral.case_id == case.id, Referral.step == step, Referral.agency_id == agency.id)
@@ -258,7 +261,9 @@ def open_referral(
         step=step,
         agency_id=agency.id,
         service=service,
-        due_date=due_date,
+        due_date=due_at.astimezone(SEOUL).date() if due_at else due_date,
+        # Stored in UTC: SQLite drops the zone (registry.escalation reads a naive value as UTC).
+        due_at=due_at.astimezone(dt.UTC) if due_at else None,
         kind=kind,
         legal_basis=legal_basis,
         outcomes=outcomes or [],
@@ -365,11 +370,11 @@ def check_decider(session: Session, approval: Approval, by: str) -> None:
     """
     decider = session.get(Staff, by)
     if decider is None:
-        raise CaseError("decided_by (--by): 등록되지 않은 직원 ID입니다 (unknown staff id)")
+        raise CaseError("결정자 (decided by): 등록되지 않은 직원 ID입니다 (unknown staff id)")
     approver = session.get(Staff, approval.approver_id)
     if approver is not None and approver.role == "supervisor" and decider.role != "supervisor":
         raise CaseError(
-            "decided_by (--by): 수퍼바이저가 할 결정입니다; 주거복지사는 할 수 없습니다 "
+            "결정자 (decided by): 수퍼바이저가 할 결정입니다; 주거복지사는 할 수 없습니다 "
             "(a supervisor's decision: a coordinator may not take it)"
         )
 

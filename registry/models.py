@@ -135,6 +135,7 @@ class Resident(Base):
     livelihood_benefit: Mapped[bool | None] = mapped_column(Boolean, nullable=True)
     employee_insured: Mapped[bool | None] = mapped_column(Boolean, nullable=True)
     ltc_grade: Mapped[bool | None] = mapped_column(Boolean, nullable=True)
+    other_job_programme: Mapped[bool | None] = mapped_column(Boolean, nullable=True)
 
 
 class Case(Base):
@@ -192,6 +193,9 @@ class Referral(Base):
     status: Mapped[str] = mapped_column(String(16), default="requested")
     reason: Mapped[str | None] = mapped_column(Text, nullable=True)
     due_date: Mapped[dt.date] = mapped_column(Date)
+    # A life-safety step's due time: its clock runs in hours on every day (registry.escalation
+    # ``HOURS``), and ``due_date`` is that time's day in Seoul. None: the due date is the clock.
+    due_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     # "handoff": the flow waits for the agency's answer; "invitation": answers are only recorded.
     kind: Mapped[str] = mapped_column(String(16), default="handoff", server_default="handoff")
     # How far the deadline ladder has gone (registry.escalation.LEVELS); 0 = nothing sent yet.

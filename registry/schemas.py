@@ -116,6 +116,7 @@ class ResidentIn(_Item):
     livelihood_benefit: bool | None = None
     employee_insured: bool | None = None
     ltc_grade: bool | None = None
+    other_job_programme: bool | None = None
 
 
 class RegistryFile(BaseModel):

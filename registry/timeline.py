@@ -4,17 +4,22 @@ It carries references, agencies, statuses and dates, and never the resident's de
 carries what people wrote (reasons, a conference's place, email subjects and errors) for the CLI,
 which reads the registry anyway; those are free text, possibly about the person, so the Prefect
 artifact (``tasks.case._markdown``) shows codes, counts and "사유 있음 (reason recorded)" only.
+A referral's due date that the law sets carries its basis (e.g. "정신건강복지법 §50③, 행정기본법 §6②
+초일 산입"), so whoever reads the case sees how the date was counted; a life-safety step carries its
+due time.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from registry import conferences
+from registry import conferences, mental_health
+from registry.calendar import SEOUL
 from registry.models import Approval, Case, Conference, FollowUp, OutboxMessage, Referral
 
 OPEN_REFERRAL = ("requested", "received", "accepted", "in-progress", "on-hold")
@@ -50,6 +55,9 @@ def case_timeline(session: Session, case: Case) -> dict[str, Any]:
         for a in approvals
         if a.status == "requested"
     ]
+    if case.stage == mental_health.SCENE_STAGE and case.status == "open":  # the coordinator has yet to record it
+        opened = case.opened_at if case.opened_at.tzinfo is None else case.opened_at.astimezone(SEOUL)  # SQLite: Seoul
+        waiting.append({"kind": "scene", "key": "on-scene", "due": opened.date().isoformat(), "escalation": "none"})
     return {
         "case": case.ref,
         "intervention": case.intervention,
@@ -71,6 +79,8 @@ def case_timeline(session: Session, case: Case) -> dict[str, Any]:
                 "reason": r.reason,
                 "outcome": r.outcome,
                 "due": r.due_date.isoformat(),
+                "legal_basis": r.legal_basis,
+                "due_at": _seoul(r.due_at) if r.due_at else None,
                 "kind": r.kind,
             }
             for r in referrals
@@ -88,6 +98,8 @@ def case_timeline(session: Session, case: Case) -> dict[str, Any]:
         ],
         "follow_ups": [{"key": f.key, "due": f.due_date.isoformat()} for f in follow_ups],
         "conferences": _conferences(session, case, referrals),
+        # An emergency admission's on-scene record: times, agencies, the hold's end (the last one recorded).
+        "on_scene": next(reversed(mental_health.scene_records(session, case)), None),
         "emails": [
             {
                 "id": m.id,
@@ -123,3 +135,8 @@ def _conferences(session: Session, case: Case, referrals: Sequence[Referral]) ->
         }
         for c in rows
     ]
+
+
+def _seoul(value: dt.datetime) -> str:
+    """A stored due time in Seoul, to the minute (stored in UTC; SQLite gives it back without a zone)."""
+    return f"{value.replace(tzinfo=value.tzinfo or dt.UTC).astimezone(SEOUL):%Y-%m-%d %H:%M}"

@@ -47,7 +47,7 @@ KIND_LABELS: dict[str, tuple[str, str]] = {
 }
 
 
-# The command that answers a kind of decision other than with `yeongye approve --by` (emails quote it).
+# The command that answers a kind of decision other than with `yeongye approve` (emails quote it).
 KIND_COMMANDS: dict[str, str] = {
     "consent": (
         'yeongye approve {case_ref}   (거부 / refused: --reject --reason "…"; 보호의무자 서명 / signed by a guardian:'
@@ -62,14 +62,12 @@ KIND_COMMANDS: dict[str, str] = {
     "job-facts": (
         "yeongye jobs facts {case_ref} --basic-pension|--no-basic-pension --livelihood|--no-livelihood"
         " --employee-insured|--no-employee-insured --ltc-grade|--no-ltc-grade ;"
-        " yeongye approve {case_ref} --by {approver_id}"
+        " yeongye approve {case_ref}"
     ),
-    "program-recruitment": (
-        "yeongye program enrol {case_ref} --resident R-… ; yeongye approve {case_ref} --by {approver_id}"
-    ),
+    "program-recruitment": ("yeongye program enrol {case_ref} --resident R-… ; yeongye approve {case_ref}"),
     "program-session": (
         "yeongye program attend {case_ref} --session N --resident R-… ;"
-        " yeongye approve {case_ref} --by {approver_id}"
+        " yeongye approve {case_ref}"
         ' (열리지 않았으면 / not held: --reject --reason "…")'
     ),
 }
@@ -104,7 +102,7 @@ def request_approval(case_ref: str, key: str, kind: str, approver_role: str, due
             kind_label=kind_label(kind, settings.language),
             due_date=approval.due_date.isoformat(),
             due_weekday=weekday(approval.due_date, settings.language),
-            command=KIND_COMMANDS.get(kind, "").format(case_ref=case.ref, approver_id=approver.id),
+            command=KIND_COMMANDS.get(kind, "").format(case_ref=case.ref),
             approver_id=approver.id,
         )
         message, _ = outbox.enqueue(

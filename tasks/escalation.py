@@ -14,7 +14,15 @@ from sqlalchemy.orm import Session
 
 from registry import calendar, cases, outbox
 from registry.catalog import service_label
-from registry.escalation import COORDINATOR, REMINDER, SUPERVISOR, TIMED_OUT, Escalation, due_escalations
+from registry.escalation import (
+    COORDINATOR,
+    REMINDER,
+    SUPERVISOR,
+    TIMED_OUT,
+    Escalation,
+    due_escalations,
+    hour_rungs,
+)
 from registry.models import Approval, Referral, Staff
 from registry.timeline import LEVELS
 from tasks import mailer, runtime
@@ -40,12 +48,10 @@ _RUNG_LABELS = {
 
 @handoff_task(name="find-escalations", task_run_name="find-escalations")
 def find_escalations() -> list[Escalation]:
-    """The rungs reached today and not yet taken, across every open case."""
+    """The rungs reached now and not yet taken, across every open case."""
     settings = runtime.settings()
     with runtime.transaction() as session:
-        return due_escalations(
-            session, calendar.today(runtime.clock()), runtime.business_calendar(session), settings.ladder
-        )
+        return due_escalations(session, runtime.clock().now(), runtime.business_calendar(session), settings.ladder)
 
 
 @handoff_task(
@@ -135,15 +141,25 @@ def _enqueue_notices(session: Session, escalation: Escalation) -> list[int]:
         agency = referral.agency
         to_agency = _Recipient(agency.id, agency.name, agency.email, agency_id=agency.id)
         legal_basis = referral.legal_basis or ""
-        ladder = (
-            {REMINDER: [to_agency, coordinator], COORDINATOR: [coordinator], TIMED_OUT: [coordinator, supervisor]}
-            if legal_basis
-            else {REMINDER: [to_agency], COORDINATOR: [coordinator], TIMED_OUT: [to_agency]}
-        )
+        if referral.due_at is not None:  # a life-safety clock: the coordinator hears of every rung
+            ladder = {
+                REMINDER: [to_agency, coordinator],
+                COORDINATOR: [coordinator, to_agency],
+                TIMED_OUT: [to_agency, coordinator, supervisor],
+            }
+        elif legal_basis:
+            ladder = {
+                REMINDER: [to_agency, coordinator],
+                COORDINATOR: [coordinator],
+                TIMED_OUT: [coordinator, supervisor],
+            }
+        else:
+            ladder = {REMINDER: [to_agency], COORDINATOR: [coordinator], TIMED_OUT: [to_agency]}
         recipients = ladder.get(escalation.level, [supervisor])
         what_for_staff = service_label(referral.service, language)
         what_for_agency = cases.shown_service(session, case, referral, language)
         waiting_on, due, subject_key = agency.name, referral.due_date, f"{referral.step}-{referral.agency_id}"
+        due_at = referral.due_at.replace(tzinfo=referral.due_at.tzinfo or dt.UTC) if referral.due_at else None
         links = answer_links(case.ref, referral) if escalation.level == REMINDER else None
     else:
         approval = session.get(Approval, escalation.id)
@@ -154,6 +170,7 @@ def _enqueue_notices(session: Session, escalation: Escalation) -> list[int]:
         recipients = ladder.get(escalation.level, [supervisor])
         what_for_staff = what_for_agency = kind_label(approval.kind, language)
         waiting_on, due, subject_key, links, legal_basis = approver.name, approval.due_date, approval.key, None, ""
+        due_at = None
     level = LEVELS[escalation.level]
     outbox_ids = []
     for recipient in recipients:
@@ -167,10 +184,11 @@ def _enqueue_notices(session: Session, escalation: Escalation) -> list[int]:
             complex_name=case.complex.name,
             what=what_for_agency if recipient.agency_id else what_for_staff,
             waiting_on=waiting_on,
-            due_date=due.isoformat(),
+            due_date=f"{due_at.astimezone(calendar.SEOUL):%Y-%m-%d %H:%M}" if due_at else due.isoformat(),
             due_weekday=weekday(due, language),
             days_late=max((calendar.today(runtime.clock()) - due).days, 0),
-            next_rung=_next_rung(session, escalation, due, legal_basis, language),
+            life_safety=due_at is not None,
+            next_rung=_next_rung(session, escalation, due, legal_basis, language, due_at),
             links=links if recipient.agency_id else None,
             coordinator_name=case.coordinator.name,
             coordinator_email=case.coordinator.email,
@@ -196,12 +214,20 @@ class _Recipient:
 
 
 def _next_rung(
-    session: Session, escalation: Escalation, due: dt.date, legal_basis: str, language: str
+    session: Session,
+    escalation: Escalation,
+    due: dt.date,
+    legal_basis: str,
+    language: str,
+    due_at: dt.datetime | None = None,
 ) -> dict[str, str] | None:
-    """What happens next and when, so each notice says how long there is left."""
+    """What happens next and when, so each notice says how long there is left (to the minute on a
+    life-safety clock)."""
     last = TIMED_OUT if escalation.target == "referral" else SUPERVISOR
     if escalation.level >= last:
         return None
-    dates = runtime.settings().ladder.dates(due, runtime.business_calendar(session), legal=bool(legal_basis))
     name = LEVELS[escalation.level + 1]
+    if due_at is not None:
+        return {"label": _RUNG_LABELS[language][name], "date": f"{hour_rungs(due_at)[name]:%Y-%m-%d %H:%M}"}
+    dates = runtime.settings().ladder.dates(due, runtime.business_calendar(session), legal=bool(legal_basis))
     return {"label": _RUNG_LABELS[language][name], "date": dates[name].isoformat()}

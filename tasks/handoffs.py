@@ -152,13 +152,17 @@ def await_outcome(
 ) -> Outcome:
     """Refer a step to one agency and wait for what it reports; the flow decides what follows.
 
-    Unlike ``hand_off`` nothing is rerouted: a decline, or a legal deadline that ran out (the
-    deadline sweep answers "timed-out"), is returned for the flow's own branch. ``due`` fixes the
-    due date (a legal clock) instead of the agency type's default; ``notice`` is a written notice
-    the law requires, which the agency's email carries for it to hand on.
+    Unlike ``hand_off`` nothing is rerouted: a decline, or a deadline that ran out (the deadline
+    sweep answers "timed-out"), is returned for the flow's own branch. ``due`` fixes the due date
+    (a legal clock) instead of the agency type's default; a date-time is a life-safety step's due
+    time, its clock in hours on every day. ``notice`` is a written notice the law requires, which
+    the agency's email carries for it to hand on.
     """
     enter_stage(case_ref, step)
-    terms = Terms(due.isoformat() if due else "", legal_basis, outcomes)
+    if isinstance(due, dt.datetime):
+        terms = Terms(legal_basis=legal_basis, outcomes=outcomes, due_at=due.isoformat())
+    else:
+        terms = Terms(due.isoformat() if due else "", legal_basis, outcomes)
     handoff = (
         refer_to_agency(case_ref, step, need.agency_id, need.service, terms)
         if need.agency_id

@@ -1,7 +1,7 @@
 """Steps of job placement that read the resident's facts: they run here, so the flow sees codes only.
 
 Whether a resident receives the 기초연금 or the 생계급여 is personal data; it stays in the registry
-(``registry.jobs``). These tasks return a track code, the codes of its reasons, and dates.
+(``registry.jobs``). These tasks return a track's code (or the code of why there is none) and dates.
 """
 
 from __future__ import annotations
@@ -13,26 +13,31 @@ from tasks import runtime
 from tasks.log import logger
 from tasks.retry import handoff_task
 
-UNKNOWN = "unknown"  # a fact is not recorded yet: the coordinator is asked to verify it
-
 
 @handoff_task(name="job-track", task_run_name="job-track-{attempt}")
 def assess_track(case_ref: str, attempt: int) -> str:
-    """The resident's job track under today's rules; ``UNKNOWN`` until every fact is recorded.
+    """The resident's job track under today's rules, a no-track code saying why there is none, or
+    ``UNKNOWN`` until every fact is recorded.
 
     Only the code leaves the registry: the reasons ("basic-pension", "livelihood-benefit" ...)
-    would tell Prefect which benefits the resident receives, so they go to the audit trail.
+    would tell Prefect which benefits the resident receives, so they go to the audit trail, with
+    the code's label (what it means and what the coordinator can do next).
     ``attempt`` tells apart the assessments of one run (after the coordinator recorded the facts).
     """
     today = calendar.today(runtime.clock())
     with runtime.transaction() as session:
         case = cases.find_case(session, case_ref)
         assert case.resident is not None, "job placement is for one resident"
-        facts = jobs.facts_of(case.resident, today)
-        track = (
-            jobs.Track(UNKNOWN, tuple(jobs.unknown_facts(case.resident))) if facts is None else jobs.job_track(facts)
+        track = jobs.assess(case.resident, today)
+        cases.audit(
+            session,
+            case,
+            "flow",
+            "job-track",
+            track=track.code,
+            reasons=list(track.reasons),
+            reason=jobs.label(track.code),
         )
-        cases.audit(session, case, "flow", "job-track", track=track.code, reasons=list(track.reasons))
     logger(case_ref, "job-track").info("job-track", track=track.code)
     return track.code
 

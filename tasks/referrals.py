@@ -43,11 +43,14 @@ class Terms:
 
     ``due`` (ISO date) replaces the agency type's business-day default; ``legal_basis`` names the
     provision that sets it, so the deadline sweep warns before it runs out and times it out on its day.
+    ``due_at`` (ISO date-time) is a life-safety step's due time: its ladder runs in hours.
     """
 
     due: str = ""
     legal_basis: str = ""
     outcomes: tuple[str, ...] = ()
+    # ISO date-time: the step is a life-safety one, its clock in hours on every day (overrides ``due``).
+    due_at: str = ""
 
 
 DEFAULT_TERMS = Terms()
@@ -130,6 +133,7 @@ def _open(
         due_date=due,
         legal_basis=terms.legal_basis or None,
         outcomes=list(terms.outcomes),
+        due_at=dt.datetime.fromisoformat(terms.due_at) if terms.due_at else None,
     )
 
 
@@ -141,22 +145,20 @@ def _due_date(session: Session, agency: Agency, due_months: int = 0) -> dt.date:
     return days.add_business_days(today, due_business_days(agency.type_code, runtime.settings().due_business_days))
 
 
-@handoff_task(name="due-in-business-days", task_run_name="{step}-due")
-def due_in_business_days(case_ref: str, step: str, days: int) -> dt.date:
-    """Due date of a step that must be answered sooner than its agency type's default (e.g. a repeat safety check).
+@handoff_task(name="due-in-hours", task_run_name="{step}-due-in-{hours}h")
+def due_in_hours(case_ref: str, step: str, hours: int) -> dt.datetime:
+    """Due time of a life-safety step, ``hours`` from now on every day (weekends and holidays count).
 
-    A task, so the date is read once and replayed unchanged when the case resumes days later;
-    ``step`` tells apart the calls of one run.
+    A task, so the time is read once and replayed unchanged when the case resumes later; ``step``
+    tells apart the calls of one run.
     """
-    with runtime.transaction() as session:
-        business_days = runtime.business_calendar(session)
-    return business_days.add_business_days(calendar.today(runtime.clock()), days)
+    return calendar.hours_later(runtime.clock().now(), hours)
 
 
 @handoff_task(name="due-in-months", task_run_name="{step}-due-in-{months}m")
 def due_in_months(case_ref: str, step: str, months: int) -> dt.date:
     """Due date of a step answered months from now (e.g. a vacancy from a waiting list), read once like
-    ``due_in_business_days``; a date that falls on a day off moves to the next business day."""
+    ``due_in_hours``; a date that falls on a day off moves to the next business day."""
     with runtime.transaction() as session:
         business_days = runtime.business_calendar(session)
     return business_days.add_months(calendar.today(runtime.clock()), months)

@@ -35,6 +35,7 @@ from sqlalchemy.exc import DataError
 from sqlalchemy.orm import Session
 
 from registry import acts, cases
+from registry.mental_health import SceneEntry
 from registry.models import Case
 from registry.text import ShortText
 from tasks import runtime
@@ -44,7 +45,7 @@ from tasks.retry import handoff_task
 # Pause keys become Prefect input keys, which accept only lowercase letters, digits and dashes.
 _KEY_ALLOWED = re.compile(r"[^a-z0-9-]+")
 
-WAIT_KINDS = ("answer", "decision", "consent", "reroute", "schedule", "minutes")
+WAIT_KINDS = ("answer", "decision", "consent", "reroute", "schedule", "minutes", "scene")
 
 
 def wait_key(kind: str, *parts: str | int) -> str:
@@ -169,6 +170,61 @@ class ConferenceMinutes(Signed):
         title="일정 변경 (reschedule)",
         description="회의를 옮기려면 체크: 새 일정을 다시 묻습니다 (asks for the new date again)",
     )
+
+
+class EmergencyScene(Signed):
+    """What happened at the scene of an emergency admission (정신건강복지법 §50①②), recorded in one go.
+
+    It all happens in minutes: the finder asks for the admission with a doctor's and a police
+    officer's consent, and the officer or a 119 crew takes the person to the hospital. Each time is
+    when it happened (Seoul); an empty time means it did not happen. The hold runs from ``admitted_at``.
+    """
+
+    requested_at: ShortText = Field(
+        title="응급입원 의뢰 시각 (request)",
+        description="YYYY-MM-DD HH:MM, 서울 시각: 발견자가 의뢰한 때 (when the finder asked, Asia/Seoul)",
+    )
+    doctor_consented_at: ShortText = Field(
+        default="", title="의사 동의 시각 (doctor's consent)", description="비워 두면 동의하지 않음 (empty: refused)"
+    )
+    police_agency_id: ShortText = Field(
+        default="",
+        title="동의한 경찰관의 소속 기관 ID (police agency id)",
+        description="경찰 기관 ID (a police agency)",
+    )
+    police_consented_at: ShortText = Field(
+        default="", title="경찰관 동의 시각 (officer's consent)", description="비워 두면 동의하지 않음 (empty: refused)"
+    )
+    escort: Literal["", "police", "fire-119"] = Field(
+        default="", title="호송 (escort)", description="police=동의한 경찰관, fire-119=119 구급대 (§50②)"
+    )
+    escort_agency_id: ShortText = Field(
+        default="",
+        title="119 구급대 기관 ID (119 agency id)",
+        description="비워 두면 이 구의 첫 119 구급대 (empty: the district's first 119 service)",
+    )
+    hospital_agency_id: ShortText = Field(default="", title="정신의료기관 ID (hospital agency id)")
+    admitted_at: ShortText = Field(
+        default="",
+        title="입원 시각 (admission)",
+        description="보호 기간(§50③)이 이때부터: 비워 두면 입원하지 않음 (the hold runs from it; empty: not admitted)",
+    )
+    reason_note: int | None = _note_field(
+        "사유 메모 번호 (reason note)", "동의가 없었거나 입원하지 않았으면 반드시 입력 (required if it stopped)"
+    )
+
+    def entry(self) -> SceneEntry:
+        """The record as typed, for the registry to check (``registry.mental_health.check_scene``)."""
+        return SceneEntry(
+            requested_at=self.requested_at,
+            doctor_consented_at=self.doctor_consented_at,
+            police_agency_id=self.police_agency_id,
+            police_consented_at=self.police_consented_at,
+            escort=self.escort,
+            escort_agency_id=self.escort_agency_id,
+            hospital_agency_id=self.hospital_agency_id,
+            admitted_at=self.admitted_at,
+        )
 
 
 class AgencyAnswer(Signed):

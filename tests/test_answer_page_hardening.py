@@ -64,6 +64,7 @@ def health_case(registry: Database) -> HealthCase:
             complex_code="B",
             resident_ref="R-B-001",
             opened_at=dt.datetime.now(dt.UTC),
+            by="coord-b",
         )
         due = calendar.today(calendar.SystemClock()) + dt.timedelta(days=7)
         ids, words = [], {"R-B-001"}

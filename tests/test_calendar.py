@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 
+from pytest import MonkeyPatch
 from typer.testing import CliRunner
 
 from registry import cases
@@ -13,6 +14,7 @@ from registry.db import Database
 from registry.models import Referral
 from tasks import runtime
 from tasks.referrals import open_referral
+from tests.driving import token_of
 from yeongye.cli import app
 
 KR = BusinessCalendar()
@@ -63,7 +65,12 @@ def _due_dates(
     """Open a case, then open referrals (step, agency type, service, months) with the clock at ``now``."""
     with db.transaction() as session:
         case_ref = cases.open_case(
-            session, intervention="hoarding", complex_code=resident_ref[2], resident_ref=resident_ref, opened_at=now
+            session,
+            intervention="hoarding",
+            complex_code=resident_ref[2],
+            resident_ref=resident_ref,
+            opened_at=now,
+            by=f"coord-{resident_ref[2].lower()}",
         ).ref
     runtime.use_clock(FixedClock(now))
     try:
@@ -87,8 +94,9 @@ def test_referral_due_date_follows_the_injected_clock(registry: Database) -> Non
     assert due == [dt.date(2025, 10, 16), dt.date(2025, 11, 3)]
 
 
-def test_a_temporary_holiday_declared_later_moves_due_dates(registry: Database) -> None:
+def test_a_temporary_holiday_declared_later_moves_due_dates(registry: Database, monkeypatch: MonkeyPatch) -> None:
     """2026-12-24 (a Thursday) declared a holiday later moves a 5-business-day due date from 12-29 to 12-30."""
+    monkeypatch.setenv("YEONGYE_TOKEN", token_of(registry, "admin-central"))  # the central centre's admin sets it
     result = CliRunner().invoke(app, ["holiday", "2026-12-24", "임시공휴일"])
     assert result.exit_code == 0, result.output
     assert CliRunner().invoke(app, ["holiday", "2026-13-01", "x"]).exit_code == 2
@@ -102,13 +110,17 @@ def test_a_temporary_holiday_declared_later_moves_due_dates(registry: Database) 
     assert due == [dt.date(2026, 12, 30)]
 
 
-def test_overdue_lists_late_handoffs_by_coordinator_and_agency(registry: Database) -> None:
+def test_overdue_lists_late_handoffs_by_coordinator_and_agency(registry: Database, monkeypatch: MonkeyPatch) -> None:
     _due_dates(
         registry,
         "R-D-003",
         dt.datetime(2025, 10, 2, 9, 0, tzinfo=SEOUL),
         ("assessment", "community-center", "home-visit", 0),
     )
+    monkeypatch.setenv("YEONGYE_TOKEN", token_of(registry, "coord-a"))  # another centre's coordinator
+    other_centre = CliRunner().invoke(app, ["overdue", "--json"])
+    assert other_centre.exit_code == 0 and json.loads(other_centre.output) == []
+    monkeypatch.setenv("YEONGYE_TOKEN", token_of(registry, "coord-d"))
     result = CliRunner().invoke(app, ["overdue", "--json"])
     assert result.exit_code == 0, result.output
     rows = json.loads(result.output)

@@ -5,6 +5,7 @@ person logged in.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 from pathlib import Path
@@ -14,8 +15,11 @@ import pytest
 from sqlalchemy import func, select
 from typer.testing import CliRunner, Result
 
+from registry import access, accounts
+from registry.calendar import SEOUL
 from registry.db import Database
 from registry.models import Act, Approval, AuditEntry, Case, Note, OutboxMessage, Staff, StaffSession
+from tests.conftest import every_backend
 from tests.driving import Script, deploy_hoarding, read_case, run_once, token_of
 from yeongye import steering
 from yeongye.cli import app
@@ -279,3 +283,17 @@ def _resident(ref: str, complex_code: str) -> dict[str, Any]:
         "unit": "101호",
         "birth_year": 1950,
     }
+
+
+@every_backend
+def test_a_session_lasts_its_hours_and_no_longer(registry: Database) -> None:
+    """A log-in lasts ``session_hours`` from the moment it was made, on either database (SQLite keeps
+    no time zone: a Seoul time read back as UTC would add nine hours)."""
+    now = dt.datetime.now(SEOUL)
+    with registry.transaction() as session:
+        token = accounts.log_in(session, "coord-a", accounts.DEMO_PASSWORD, now=now, hours=8)
+    assert token is not None
+    with registry.transaction() as session:
+        assert accounts.authenticate(session, token, now=now + dt.timedelta(hours=7, minutes=59)).staff_id == "coord-a"
+        with pytest.raises(access.AccessDenied, match="만료"):
+            accounts.authenticate(session, token, now=now + dt.timedelta(hours=8, minutes=1))

@@ -132,8 +132,10 @@ def test_decisions_are_escalated_but_never_timed_out(registry: Database) -> None
             due_date=dt.date(2026, 12, 29),
         )
         days = BusinessCalendar()
-        assert [e.level for e in due_escalations(session, dt.date(2026, 12, 28), days, Ladder())] == [1]
-        far_later = due_escalations(session, dt.date(2027, 6, 1), days, Ladder())
+        assert [
+            e.level for e in due_escalations(session, dt.datetime(2026, 12, 28, 10, tzinfo=SEOUL), days, Ladder())
+        ] == [1]
+        far_later = due_escalations(session, dt.datetime(2027, 6, 1, 10, tzinfo=SEOUL), days, Ladder())
     assert [(e.target, e.level) for e in far_later] == [("approval", SUPERVISOR)]
 
 

@@ -3,13 +3,16 @@
 Each case runs in this process against the real Prefect server, SMTP server and registry, and is
 answered the way people would answer it (``yeongye respond --outcome`` / ``approve`` / ``jobs facts``).
 The sample district's residents carry the facts (registry/sample/gaon-gu.json): R-C-001 65+ with the
-기초연금, R-C-002 71 without it, R-B-002 57 on 생계급여, R-E-003 57, R-A-002 with a 장기요양 grade,
+기초연금, R-C-002 71 without it, R-B-002 57 on 생계급여, R-D-002 85 on 생계급여 (D단지: mostly 수급자,
+mostly seniors), R-E-002 64 with employee health insurance, R-E-003 57, R-A-002 with a 장기요양 grade,
 R-F-002 not yet verified.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import itertools
+import json
 from pathlib import Path
 
 import pytest
@@ -33,33 +36,145 @@ from yeongye.mailcapture import MailCapture, read_captured
 runner = CliRunner()
 
 
-# --- the rules -----------------------------------------------------------------------------------
+# --- the rules (korea_domain.md §3; each test names the section its rule comes from) ---------------
 
 
-def _facts(age: int, *, pension: bool = False, livelihood: bool = False, insured: bool = False, ltc: bool = False):
-    return JobFacts(age, pension, livelihood, insured, ltc)
+def _facts(
+    age: int,
+    *,
+    pension: bool = False,
+    livelihood: bool = False,
+    insured: bool = False,
+    ltc: bool = False,
+    programme: bool = False,
+) -> JobFacts:
+    return JobFacts(age, pension, livelihood, insured, ltc, programme)
 
 
 @pytest.mark.parametrize(
     ("facts", "track"),
     [
         (_facts(65, pension=True), Track("senior-public-interest", ("age-65-plus", "basic-pension"))),
+        (_facts(90, pension=True), Track("senior-public-interest", ("age-65-plus", "basic-pension"))),
         (_facts(64, pension=True), Track("senior-capability", ("age-60-plus",))),  # 기초연금 alone is not enough
-        (_facts(78), Track("senior-capability", ("age-60-plus",))),
-        (_facts(60), Track("senior-capability", ("age-60-plus",))),
-        (_facts(78, pension=True, ltc=True), Track("no-track", ("excluded-ltc-grade",))),
-        (_facts(70, pension=True, livelihood=True), Track("no-track", ("excluded-livelihood-benefit",))),
-        (_facts(62, insured=True), Track("no-track", ("employed",))),
-        (_facts(62, livelihood=True), Track("self-sufficiency", ("livelihood-benefit",))),
-        (_facts(62, ltc=True), Track("employment-support", ("working-age", "excluded-ltc-grade"))),
-        (_facts(59, livelihood=True), Track("self-sufficiency", ("livelihood-benefit",))),
-        (_facts(59), Track("employment-support", ("working-age",))),
-        (_facts(15), Track("employment-support", ("working-age",))),
-        (_facts(14), Track("no-track", ("age",))),
+        (_facts(65), Track("senior-capability", ("age-60-plus",))),  # nor 65 alone
     ],
 )
-def test_job_track_follows_the_eligibility_rules(facts: JobFacts, track: Track) -> None:
+def test_public_interest_activity_takes_65_plus_with_the_basic_pension(facts: JobFacts, track: Track) -> None:
+    """§3.1 노인공익활동사업: age 65+ AND 기초연금 수급자."""
     assert jobs.job_track(facts) == track
+
+
+@pytest.mark.parametrize(
+    ("facts", "track"),
+    [
+        (_facts(60), Track("senior-capability", ("age-60-plus",))),
+        (_facts(78), Track("senior-capability", ("age-60-plus",))),
+        (_facts(59), Track("employment-support", ("working-age",))),
+    ],
+)
+def test_capability_jobs_take_60_plus(facts: JobFacts, track: Track) -> None:
+    """§3.1 노인역량활용사업: age 60+ ("some types 65+": the club checks the type's age)."""
+    assert jobs.job_track(facts) == track
+
+
+@pytest.mark.parametrize(
+    ("facts", "track"),
+    [
+        # 생계급여: excluded, and routed to 자활 instead (the section's design note; §3.3).
+        (_facts(70, pension=True, livelihood=True), Track("self-sufficiency", ("livelihood-benefit",))),
+        (_facts(70, insured=True), Track("no-track-employed", ("employed",))),
+        (
+            _facts(78, pension=True, ltc=True),
+            Track("no-track-senior-excluded", ("excluded-ltc-grade",)),
+        ),
+        (
+            _facts(70, pension=True, programme=True),
+            Track("no-track-in-job-programme", ("excluded-other-job-programme",)),
+        ),
+        # Every exclusion that applies is kept; a 장기요양 grade decides the code (it does not end).
+        (
+            _facts(70, ltc=True, programme=True),
+            Track("no-track-senior-excluded", ("excluded-ltc-grade", "excluded-other-job-programme")),
+        ),
+        # Between 60 and 64 the 고용센터 remains, and the audit trail says why no senior job.
+        (_facts(62, ltc=True), Track("employment-support", ("working-age", "excluded-ltc-grade"))),
+    ],
+)
+def test_senior_jobs_exclude_livelihood_employees_care_grades_and_other_programmes(
+    facts: JobFacts, track: Track
+) -> None:
+    """§3.1 Exclusions (2024 guidelines): 생계급여 수급자, 건강보험 직장가입자, 장기요양 1–5등급/인지지원등급,
+    people in another government job programme."""
+    assert jobs.job_track(facts) == track
+
+
+@pytest.mark.parametrize("age", [15, 59, 62, 64, 65, 67, 85])
+def test_livelihood_benefit_recipients_go_to_self_sufficiency_at_any_age(age: int) -> None:
+    """§3.1 excludes 생계급여 recipients from senior jobs and routes them to 자활 (design note); §3.3: 자활
+    takes 수급자, seniors included (a 67-year-old of D단지 gets 자활근로, not a closure)."""
+    facts = _facts(age, pension=age >= 65, livelihood=True)
+    assert jobs.job_track(facts) == Track("self-sufficiency", ("livelihood-benefit",))
+
+
+@pytest.mark.parametrize(
+    "facts",
+    [
+        _facts(67, livelihood=True, ltc=True),
+        _facts(67, livelihood=True, programme=True),
+        _facts(62, livelihood=True, insured=True),
+    ],
+)
+def test_self_sufficiency_names_no_other_exclusion(facts: JobFacts) -> None:
+    """§3.3 names no exclusion besides not being a 수급자 or 차상위자 (UNCERTAIN for a 장기요양 grade or
+    another programme): the 지역자활센터 decides, and answers not-eligible."""
+    assert jobs.job_track(facts).code == "self-sufficiency"
+
+
+@pytest.mark.parametrize(
+    ("facts", "track"),
+    [
+        (_facts(15), Track("employment-support", ("working-age",))),
+        # At 60–64 senior jobs come first: an exclusion shows the upper bound.
+        (_facts(64, ltc=True), Track("employment-support", ("working-age", "excluded-ltc-grade"))),
+        (_facts(65, ltc=True), Track("no-track-senior-excluded", ("excluded-ltc-grade",))),
+        (_facts(14), Track("no-track-under-15", ("under-15",))),
+        (_facts(14, livelihood=True), Track("no-track-under-15", ("under-15",))),
+        (_facts(40, insured=True), Track("no-track-employed", ("employed",))),
+        (_facts(62, insured=True), Track("no-track-employed", ("employed",))),
+        # In a 재정지원 일자리 the 구직촉진수당 (Type I) may be refused (§7③), the service is not.
+        (
+            _facts(40, programme=True),
+            Track("employment-support", ("working-age", "allowance-excluded-job-programme")),
+        ),
+        (
+            _facts(62, programme=True),
+            Track(
+                "employment-support",
+                ("working-age", "excluded-other-job-programme", "allowance-excluded-job-programme"),
+            ),
+        ),
+    ],
+)
+def test_employment_support_takes_the_unemployed_of_15_to_64(facts: JobFacts, track: Track) -> None:
+    """§3.2 국민취업지원제도 (구직자취업촉진법 §6): unemployed, 15–64 as the statute reads (15–69 in
+    practice: UNCERTAIN, §7 item 5); §7③ bars participants of certain 재정지원 일자리 from Type I."""
+    assert jobs.job_track(facts) == track
+
+
+def test_everyone_gets_a_track_or_a_reason_the_coordinator_can_act_on() -> None:
+    """Issue 12: never a bare no-track. Every combination of the facts of §3 gets a track or a no-track
+    code with a Korean label, and the code never names a health fact (PIPA §23, korea_domain.md §5)."""
+    tracks = {jobs.SENIOR_PUBLIC_INTEREST, jobs.SENIOR_CAPABILITY, jobs.SELF_SUFFICIENCY, jobs.EMPLOYMENT_SUPPORT}
+    seen = set()
+    for age in (14, 15, 40, 59, 60, 64, 65, 67, 90):
+        for flags in itertools.product((False, True), repeat=5):
+            track = jobs.job_track(JobFacts(age, *flags))
+            assert track.code in tracks | jobs.NO_TRACKS, track
+            assert jobs.label(track.code).startswith(jobs.LABELS[track.code][0])
+            seen.add(track.code)
+    assert seen == tracks | jobs.NO_TRACKS
+    assert not any(health in code for code in jobs.NO_TRACKS for health in ("ltc", "care", "grade"))
 
 
 def test_recruitment_window_is_the_open_one_else_the_next() -> None:
@@ -301,7 +416,18 @@ def test_outside_the_window_a_withdrawn_application_closes(
             {"employment": ("gaon-jobs-1", "rejected", None)},
             id="employment-centre-declines",
         ),
-        pytest.param("R-A-002", {}, set(), "no-job-track", {}, id="long-term-care-grade-no-track"),
+        pytest.param(
+            "R-D-002",
+            {"self-sufficiency": "participating"},
+            set(),
+            "self-sufficiency-participating",
+            {
+                "self-sufficiency": ("gaon-selfsuff-1", "completed", "participating"),
+                "job-check-1m": ("gaon-selfsuff-1", "completed", None),
+            },
+            id="senior-on-livelihood-benefit-self-sufficiency",
+        ),
+        pytest.param("R-E-002", {}, set(), "no-track-employed", {}, id="employed-no-track"),
     ],
 )
 def test_working_age_and_excluded_residents(
@@ -325,6 +451,70 @@ def test_working_age_and_excluded_residents(
         assert _due(registry, case_ref)["employment"] == month
 
 
+def test_no_track_closes_with_its_reason_and_the_audit_trail_says_what_to_do(
+    prefect_server: None, registry: Database, results_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """R-A-002 (78, 장기요양 grade): excluded from senior jobs (§3.1) and past the 고용센터's ages (§3.2).
+    The case closes with a code saying so; the coordinator reads the label in the audit trail. The
+    code does not name the grade: Prefect never learns the resident's health."""
+    _answers, case_ref = _run(registry, "R-A-002")
+
+    case = read_case(registry, case_ref)
+    assert case.outcome == "no-track-senior-excluded"
+    assert referral_steps(registry, case) == {}
+    with registry.transaction() as session:
+        detail = session.scalar(
+            select(AuditEntry.detail).where(AuditEntry.case_id == case.id, AuditEntry.action == "job-track")
+        )
+    assert detail == {
+        "track": "no-track-senior-excluded",
+        "reasons": ["excluded-ltc-grade"],
+        "reason": jobs.label("no-track-senior-excluded"),
+    }
+    monkeypatch.setenv("YEONGYE_TOKEN", token_of(registry, "coord-a"))
+    shown = runner.invoke(app, ["audit", "--resident", "R-A-002", "--json"])
+    assert shown.exit_code == 0, shown.output
+    row = next(r for r in json.loads(shown.output) if r["action"] == "job-track")
+    assert row["basis"].startswith("사유 (reason): 연계할 일자리 없음: 장기요양 등급이 있어 노인일자리 제외")
+    assert_not_in_prefect(["excluded-ltc-grade", "ltc-grade"], results_dir)
+
+
+def test_a_case_assessed_before_no_track_said_why_still_replays_to_its_closure(
+    prefect_server: None, registry: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A case the earlier rules gave a bare ``no-track`` (R-D-002, then excluded for 생계급여) waits for
+    its closure while the new rules are deployed. Resumed, it replays its cached assessment
+    (task cache keys: tasks/retry.py) and closes as it would have, not re-routed to 자활 halfway."""
+    earlier_rules = {"deployed": True}
+    assess, label = jobs.assess, jobs.label
+
+    def assessed_before(resident: Resident, today: dt.date) -> Track:
+        return (
+            Track("no-track", ("excluded-livelihood-benefit",))
+            if earlier_rules["deployed"]
+            else assess(resident, today)
+        )
+
+    monkeypatch.setattr(jobs, "assess", assessed_before)
+    monkeypatch.setattr(jobs, "label", lambda code: "" if earlier_rules["deployed"] else label(code))
+
+    def redeploy(wait: steering.Wait) -> tuple[bool, str]:
+        if wait.key.startswith("decision-closure"):
+            earlier_rules["deployed"] = False
+        return True, ""
+
+    _answers, case_ref = _run(registry, "R-D-002", on_decision=redeploy)
+
+    case = read_case(registry, case_ref)
+    assert case.outcome == "no-job-track"
+    assert referral_steps(registry, case) == {}
+    with registry.transaction() as session:
+        assessed = session.scalars(
+            select(AuditEntry.detail).where(AuditEntry.case_id == case.id, AuditEntry.action == "job-track")
+        ).all()
+    assert [entry["track"] for entry in assessed] == ["no-track"]  # once, before: replayed since
+
+
 def test_unknown_facts_are_recorded_with_the_cli_then_the_track_follows(
     prefect_server: None, registry: Database, monkeypatch: pytest.MonkeyPatch, results_dir: Path
 ) -> None:
@@ -338,7 +528,7 @@ def test_unknown_facts_are_recorded_with_the_cli_then_the_track_follows(
             partial = runner.invoke(app, ["jobs", "facts", case_ref, "--basic-pension"])
             assert partial.exit_code == 0, partial.output
             assert "생계급여" in partial.output  # still unknown, and said so
-            rest = ["--no-livelihood", "--no-employee-insured", "--no-ltc-grade"]
+            rest = ["--no-livelihood", "--no-employee-insured", "--no-ltc-grade", "--no-other-job-programme"]
             done = runner.invoke(app, ["jobs", "facts", case_ref, *rest])
             assert done.exit_code == 0 and f"yeongye approve {case_ref}" in done.output, done.output
         return True, ""
@@ -353,6 +543,7 @@ def test_unknown_facts_are_recorded_with_the_cli_then_the_track_follows(
         resident = session.get(Resident, "R-F-002")
         assert resident is not None
         assert (resident.basic_pension, resident.livelihood_benefit, resident.ltc_grade) == (True, False, False)
+        assert resident.other_job_programme is False
         service = session.scalar(select(Referral.service).where(Referral.case_id == case.id))
     assert service == "senior-public-interest"
     assert "decision-job-facts-1-1" in answers.waits

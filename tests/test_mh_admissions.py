@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+import json
+from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,6 +20,7 @@ import pytest
 from prefect import Flow, flow
 from prefect.client.orchestration import get_client
 from sqlalchemy import select
+from typer.testing import CliRunner
 
 from flows.deadlines.flow import deadlines
 from flows.mental_health.administrative import administrative_admission
@@ -28,36 +31,25 @@ from registry.access import Principal
 from registry.calendar import SEOUL, BusinessCalendar, FixedClock, SystemClock
 from registry.catalog import HEALTH_SERVICES, SERVICES
 from registry.db import Database
-from registry.models import AuditEntry, Case, Consent, Referral, Resident
+from registry.mental_health import SceneEntry
+from registry.models import Approval, AuditEntry, Case, Consent, Note, Referral, Resident
 from tasks import runtime
+from tasks.case import check_case, enter_stage, publish_timeline
+from tasks.handoffs import Need, ask, await_outcome
+from tasks.referrals import record_legal_basis
 from templates import render
 from tests.conftest import every_backend
-from tests.driving import assert_not_in_prefect, coordinator_of, read_case, run_once, signed_in
-from yeongye import steering
+from tests.driving import assert_not_in_prefect, coordinator_of, read_case, run_once, signed_in, token_of
+from yeongye import cli, steering
+from yeongye.cli import app
 from yeongye.mailcapture import CapturedMail, MailCapture, read_captured
 
 KR = BusinessCalendar()
 D = dt.date
+runner = CliRunner()
 
 
 # --- the clocks, by hand ---------------------------------------------------------------------
-
-
-def test_emergency_hold_skips_public_holidays_and_counts_saturdays() -> None:
-    # Thu 2025-10-02: 10-03 개천절 out, Sat 10-04 counts (1), Sun 10-05..Wed 10-08 (추석, 대체) out,
-    # Thu 10-09 한글날 out, Fri 10-10 (2), Sat 10-11 (3). The reference's own example.
-    assert mental_health.emergency_hold_end(KR, D(2025, 10, 2)) == D(2025, 10, 11)
-    # Wed 2026-03-11: Thu 12 (1), Fri 13 (2), Sat 14 (3): the hold ends on a Saturday.
-    assert mental_health.emergency_hold_end(KR, D(2026, 3, 11)) == D(2026, 3, 14)
-    # Sat 2026-03-14: Sun 15 out, Mon 16 (1), Tue 17 (2), Wed 18 (3).
-    assert mental_health.emergency_hold_end(KR, D(2026, 3, 14)) == D(2026, 3, 18)
-    # 2026 추석 is Thu 09-24, Fri 09-25, Sat 09-26 (a Saturday holiday is a 공휴일: out), Sun 09-27 out:
-    # from Wed 09-23, Mon 09-28 (1), Tue 09-29 (2), Wed 09-30 (3).
-    assert mental_health.emergency_hold_end(KR, D(2026, 9, 23)) == D(2026, 9, 30)
-    # A temporary holiday declared later (override) moves the end: Thu 03-12 declared → Sun 03-15 out → Mon 03-16.
-    declared = BusinessCalendar({D(2026, 3, 12): True})
-    assert mental_health.emergency_hold_end(declared, D(2026, 3, 11)) == D(2026, 3, 16)
-    assert mental_health.emergency_notice_due(D(2026, 9, 23)) == D(2026, 9, 24)
 
 
 def test_administrative_clocks_count_the_first_day() -> None:
@@ -91,8 +83,15 @@ def test_notices_hold_reason_period_and_place_only(language: str) -> None:
     facts |= dict(last_day="2026-09-30", last_weekday="수", place="가온정신건강의학과의원")
     title, text, html = render("notice_guardian", language, reason="emergency-admission", **facts)
     assert "§50⑥" in title and "2026-09-23" in text and "2026-09-30" in text and "가온정신건강의학과의원" in html
+    # How the period was counted, named in either language.
+    assert mental_health.EMERGENCY_HOLD_BASIS in text and mental_health.EMERGENCY_HOLD_BASIS in html
+    _title, text, _html = render("notice_guardian", language, reason="diagnostic-admission", **facts)
+    assert "정신건강복지법 §44④, 행정기본법 §6② 초일 산입" in text
     title, text, _html = render("notice_admission", language, reason="treatment-admission", **facts)
     assert "55" in text and "59" in text and "가온정신건강의학과의원" not in text  # §44⑧ asks no place
+    assert "정신건강복지법 §62①, 행정기본법 §6② 초일 산입" in text
+    _title, text, _html = render("notice_admission", language, reason="extension", **facts)
+    assert "정신건강복지법 §62②, 행정기본법 §6② 초일 산입" in text
 
 
 # --- driving a case ----------------------------------------------------------------------------
@@ -106,8 +105,8 @@ def clock() -> Iterator[FixedClock]:
     runtime.use_clock(SystemClock())
 
 
-def at(clock: FixedClock, day: dt.date) -> None:
-    clock.at = dt.datetime.combine(day, dt.time(10, 0), SEOUL)
+def at(clock: FixedClock, day: dt.date, time: dt.time = dt.time(10, 0)) -> None:
+    clock.at = dt.datetime.combine(day, time, SEOUL)
 
 
 @dataclass
@@ -121,6 +120,8 @@ class People:
     outcomes: dict[str, str] = field(default_factory=dict)  # step -> outcome reported with "completed"
     decisions: dict[str, bool] = field(default_factory=dict)  # decision name -> approved
     consent: bool = True
+    scene: SceneEntry | None = None  # what the coordinator records of the scene (emergency admission)
+    scene_reason: str = ""
     waits: list[str] = field(default_factory=list)
 
     @functools.cached_property
@@ -171,6 +172,11 @@ class People:
                 approved=self.consent,
                 reason="" if self.consent else "거부",
                 by=self.coordinator,
+            )
+        elif wait.kind == "scene":
+            assert self.scene is not None, "the test gives no on-scene record"
+            steering.record_emergency_scene(
+                self.db, self.case_ref, entry=self.scene, reason=self.scene_reason, by=self.coordinator
             )
         else:
             raise AssertionError(f"unexpected wait {wait.key}")
@@ -238,77 +244,111 @@ def notice_text(message: CapturedMail) -> str:
 # --- 응급입원 (§50) --------------------------------------------------------------------------
 
 
-def test_emergency_admission_converted_by_the_hospital(
-    prefect_server: None, registry: Database, mail: MailCapture, clock: FixedClock
+def test_admitted_at_2340_on_a_saturday_the_hold_counts_that_saturday(
+    prefect_server: None, registry: Database, mail: MailCapture, clock: FixedClock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    at(clock, D(2026, 3, 9))  # Monday: the person is admitted today
-    people = launch(
-        registry,
-        emergency_admission,
-        "A",
-        "R-A-001",
-        outcomes={"police-consent": "consented-police-escort", "escort": "admitted", "hold": "converted-guardian"},
+    at(clock, D(2026, 9, 19), dt.time(23, 50))  # Saturday night: the coordinator opens the case from the scene
+    people = launch(registry, emergency_admission, "A", "R-A-001", outcomes={"hold": "converted-guardian"})
+    wait = people.run(until=lambda wait: wait.kind == "scene")
+    assert wait is not None and wait.key == "scene-1"
+    monkeypatch.setenv("YEONGYE_TOKEN", token_of(registry, "coord-a"))
+    monkeypatch.setattr(cli.console, "width", 400)  # one line per row, however long the basis
+    shown = runner.invoke(app, ["case", people.case_ref])
+    assert shown.exit_code == 0 and "대기 중 (waiting for): on-scene (~" in shown.output, shown.output
+
+    # The coordinator records it all after midnight, at once: the hold still runs from Saturday 23:40.
+    at(clock, D(2026, 9, 20), dt.time(0, 30))
+    scene_options = ["--requested", "2026-09-19 23:05", "--doctor", "2026-09-19 23:15", "--police", "gaon-police-1"]
+    scene_options += ["--police-consent", "2026-09-19 23:20", "--escort", "police", "--hospital", "gaon-hospital-1"]
+    late = runner.invoke(app, ["emergency", "scene", people.case_ref, *scene_options, "--admitted", "2026-09-20 00:40"])
+    assert late.exit_code == 2 and "admitted_at (--admitted)" in late.output  # 10 minutes ahead: refused, nothing sent
+    recorded = runner.invoke(
+        app, ["emergency", "scene", people.case_ref, *scene_options, "--admitted", "2026-09-19 23:40"]
     )
-    assert people.run() is None
-    assert closed(registry, people.case_ref) == ("closed", "converted-guardian")
-    assert [k.rsplit("-", 1)[0] for k in people.waits] == [
-        "decision-doctor-consent",
-        "answer-police-consent",
-        "answer-escort",
-        "answer-guardian-notice",
-        "answer-hold",
-    ]
+    assert recorded.exit_code == 0, recorded.output
+    # Sat 09-19 (1), Sun 20 out, Mon 21 (2), Tue 22 (3): not Wed 23, as counting from the next day would give.
+    assert (
+        "보호 기한 (hold ends): 2026-09-22 (화) 24:00 · 정신건강복지법 §50③, 행정기본법 §6② 초일 산입"
+        in recorded.output
+    )
+
+    assert people.run(until=waiting_on("hold")) is not None
     found = referrals(registry, people.case_ref)
-    assert found["escort"].agency_id == "gaon-police-1"  # the consenting officer escorts
-    # Hold from Mon 03-09: Tue 10 (1), Wed 11 (2), Thu 12 (3). Notice due the next day, 03-10.
     hold, notice = found["hold"], found["guardian-notice"]
     assert (hold.agency_id, hold.due_date, hold.legal_basis) == (
         "gaon-hospital-1",
-        D(2026, 3, 12),
-        "정신건강복지법 §50③",
+        D(2026, 9, 22),
+        "정신건강복지법 §50③, 행정기본법 §6② 초일 산입",
     )
-    assert (hold.status, hold.outcome) == ("completed", "converted-guardian")
     assert (notice.agency_id, notice.due_date, notice.legal_basis) == (
         "gaon-hospital-1",
-        D(2026, 3, 10),
+        D(2026, 9, 20),  # the day after the admission, a Sunday
         "정신건강복지법 §50⑥",
     )
+    assert set(found) == {"guardian-notice", "hold"}  # the police acted at the scene: no referral, no email
 
+    # The §50⑥ notice gives the period and how it was counted; nothing about the person.
     with registry.transaction() as session:
         resident = session.get(Resident, "R-A-001")
         assert resident is not None
         name = resident.name
+        approvals = session.scalars(select(Approval.key)).all()
+    assert approvals == []  # nothing at the scene was a decision due days later
     [message] = emails(mail, "guardian-notice", "hospital1@example.org")
     assert name in message.text and "정신건강복지법 §50에 따라 제공되는 정보" in message.text
-    notice = notice_text(message)
-    assert "입원 사실 통지서 (정신건강복지법 §50⑥)" in notice
-    assert "2026-03-09 (월) ~ 2026-03-12 (목)" in notice and "가온정신건강의학과의원" in notice
-    assert name not in notice and resident.phone not in notice  # reason, period, place: nothing else
+    notice_part = notice_text(message)
+    assert "입원 사실 통지서 (정신건강복지법 §50⑥)" in notice_part
+    assert "2026-09-19 (토) ~ 2026-09-22 (화)" in notice_part and "가온정신건강의학과의원" in notice_part
+    assert "기간 계산: 정신건강복지법 §50③, 행정기본법 §6② 초일 산입" in notice_part
+    assert name not in notice_part and resident.phone not in notice_part
+
+    # `yeongye case` shows the hold's due date with its basis, and the record with its times.
+    shown = runner.invoke(app, ["case", people.case_ref])
+    assert shown.exit_code == 0 and "2026-09-22 · 정신건강복지법 §50③, 행정기본법 §6② 초일 산입" in shown.output
+    timeline = json.loads(runner.invoke(app, ["case", people.case_ref, "--json"]).output)
+    assert {k: timeline["on_scene"][k] for k in ("admitted_at", "hold_end", "escort_agency", "outcome")} == {
+        "admitted_at": "2026-09-19T23:40:00+09:00",
+        "hold_end": "2026-09-22",
+        "escort_agency": "gaon-police-1",  # the consenting officer escorts (§50②)
+        "outcome": "admitted",
+    }
+
+    assert people.run() is None
+    assert closed(registry, people.case_ref) == ("closed", "converted-guardian")
+    assert [k.rsplit("-", 1)[0] for k in people.waits] == ["answer-guardian-notice", "answer-hold"]
+    with registry.transaction() as session:
+        actors = session.scalars(select(AuditEntry.actor).where(AuditEntry.action == "emergency-scene")).all()
+    assert actors == ["coord-a"]  # recorded as the logged-in coordinator's
 
 
 def test_hold_from_the_day_before_chuseok_runs_out_and_the_person_is_discharged(
     prefect_server: None, registry: Database, mail: MailCapture, clock: FixedClock
 ) -> None:
-    # Admitted Wed 2026-09-23. 공휴일 after it: Thu 09-24, Fri 09-25 (추석), Sat 09-26 (추석 2nd day:
-    # a Saturday, but a holiday, so out), Sun 09-27. Counted: Mon 09-28 (1), Tue 09-29 (2), Wed 09-30 (3).
+    # Admitted Wed 2026-09-23, day 1. 공휴일 after it: Thu 09-24, Fri 09-25 (추석), Sat 09-26 (추석 2nd
+    # day: a Saturday, but a holiday, so out), Sun 09-27. Counted: Mon 09-28 (2), Tue 09-29 (3).
     at(clock, D(2026, 9, 23))
-    people = launch(
-        registry,
-        emergency_admission,
-        "C",
-        "R-C-001",
-        outcomes={"police-consent": "consented-119-escort", "escort": "admitted"},
+    scene = SceneEntry(
+        requested_at="2026-09-23 08:40",
+        doctor_consented_at="2026-09-23 09:00",
+        police_agency_id="gaon-police-1",
+        police_consented_at="2026-09-23 09:05",
+        escort="fire-119",
+        hospital_agency_id="gaon-hospital-1",
+        admitted_at="2026-09-23 09:30",
     )
+    people = launch(registry, emergency_admission, "C", "R-C-001", scene=scene)
     assert people.run(until=waiting_on("hold")) is not None
+    with registry.transaction() as session:
+        [record] = mental_health.scene_records(session, cases.find_case(session, people.case_ref))
+    assert record["escort_agency"] == "gaon-119-1"  # the officer consented, the district's 119 escorted
     found = referrals(registry, people.case_ref)
-    assert found["escort"].agency_id == "gaon-119-1"  # the officer consented, 119 escorted
-    assert (found["guardian-notice"].due_date, found["hold"].due_date) == (D(2026, 9, 24), D(2026, 9, 30))
+    assert (found["guardian-notice"].due_date, found["hold"].due_date) == (D(2026, 9, 24), D(2026, 9, 29))
 
-    # The hospital never reports. Legal ladder, on calendar days: Tue 09-29 reminder (hospital and
-    # coordinator), Wed 09-30 the coordinator again, Thu 10-01 timed out: the flow hears "timed-out".
+    # The hospital never reports. Legal ladder, on calendar days: Mon 09-28 reminder (hospital and
+    # coordinator), Tue 09-29 the coordinator again, Wed 09-30 timed out: the flow hears "timed-out".
     seen: dict[tuple[str, str], dt.date] = {}
     taken = []
-    for day in (D(2026, 9, 28), D(2026, 9, 29), D(2026, 9, 30), D(2026, 10, 1)):
+    for day in (D(2026, 9, 27), D(2026, 9, 28), D(2026, 9, 29), D(2026, 9, 30)):
         at(clock, day)
         taken.append(people.sweep())
         for message in read_captured(mail.mail_dir):
@@ -316,16 +356,91 @@ def test_hold_from_the_day_before_chuseok_runs_out_and_the_person_is_discharged(
                 seen.setdefault((message.headers["X-Yeongye-Key"].split(":")[1], to), day)
     assert taken == [{}, {"reminder": 1}, {"coordinator": 1}, {"timed-out": 1}]
     assert {key: day for key, day in seen.items() if key[0].startswith("hold-")} == {
-        ("hold-gaon-hospital-1-reminder", "hospital1@example.org"): D(2026, 9, 29),
-        ("hold-gaon-hospital-1-reminder", "coord-c@example.org"): D(2026, 9, 29),
-        ("hold-gaon-hospital-1-coordinator", "coord-c@example.org"): D(2026, 9, 30),
-        ("hold-gaon-hospital-1-timed-out", "coord-c@example.org"): D(2026, 10, 1),
-        ("hold-gaon-hospital-1-timed-out", "supervisor-2@example.org"): D(2026, 10, 1),  # complex C's centre
+        ("hold-gaon-hospital-1-reminder", "hospital1@example.org"): D(2026, 9, 28),
+        ("hold-gaon-hospital-1-reminder", "coord-c@example.org"): D(2026, 9, 28),
+        ("hold-gaon-hospital-1-coordinator", "coord-c@example.org"): D(2026, 9, 29),
+        ("hold-gaon-hospital-1-timed-out", "coord-c@example.org"): D(2026, 9, 30),
+        ("hold-gaon-hospital-1-timed-out", "supervisor-2@example.org"): D(2026, 9, 30),  # complex C's centre
     }
     assert referrals(registry, people.case_ref)["hold"].status == "failed"
     # Discharged at the deadline: aftercare begins by asking for consent (tests below drive it).
     assert steering.current_wait(registry, people.case_ref).kind == "consent"
     assert stages(registry, people.case_ref)[-2:] == ["discharged-at-deadline", "consent"]
+
+
+def test_an_officer_who_does_not_consent_ends_the_case_and_the_reason_stays_in_the_registry(
+    prefect_server: None, registry: Database, mail: MailCapture, clock: FixedClock, results_dir: Path
+) -> None:
+    at(clock, D(2026, 9, 20), dt.time(15, 0))  # a Sunday
+    refused = SceneEntry(
+        requested_at="2026-09-20 14:10",
+        doctor_consented_at="2026-09-20 14:20",
+        police_agency_id="gaon-police-1",
+    )
+    reason = "경찰관: 자타해 위험이 급박하지 않다고 판단 (R-B-002 관련 메모 QZ-scene)"
+    people = launch(registry, emergency_admission, "B", "R-B-002", scene=refused, scene_reason=reason)
+    assert people.run() is None
+    assert closed(registry, people.case_ref) == ("closed", "no-police-consent")
+    assert referrals(registry, people.case_ref) == {}  # no agency was asked for anything
+    with registry.transaction() as session:
+        texts = session.scalars(select(Note.text)).all()
+    assert reason in texts
+    assert_not_in_prefect(["QZ-scene"], results_dir)
+
+
+# --- a case begun before the on-scene record, resumed by the new code ------------------------------
+
+
+@flow(name="emergency-admission", persist_result=True)
+def emergency_step_by_step(case_ref: str) -> str:
+    """The emergency flow as it was before the on-scene record, as far as the escort's report: what
+    a case begun then has run and answered when it resumes in the new code."""
+    check_case(case_ref, "emergency-admission")
+    enter_stage(case_ref, "intake")
+    record_legal_basis(
+        case_ref, ["police", "fire-119", "psychiatric-hospital", "district-office"], "정신건강복지법 §50"
+    )
+    publish_timeline(case_ref, "intake")
+    assert ask(case_ref, "doctor-consent", "emergency-doctor-consent", approver_role="coordinator")
+    police_outcomes = ("consented-police-escort", "consented-119-escort", "refused")
+    police = await_outcome(case_ref, "police-consent", Need("police", "emergency-consent"), outcomes=police_outcomes)
+    assert police.outcome == "consented-police-escort"
+    await_outcome(case_ref, "escort", Need("police", "escort", police.agency_id), outcomes=("admitted", "not-admitted"))
+    raise AssertionError("the old code is replaced before the escort reports")
+
+
+def test_a_case_waiting_in_the_step_by_step_code_replays_and_finishes_in_the_new(
+    prefect_server: None, registry: Database, mail: MailCapture, clock: FixedClock
+) -> None:
+    at(clock, D(2026, 9, 22))  # Tuesday
+    people = launch(
+        registry,
+        emergency_step_by_step,
+        "D",
+        "R-D-001",
+        outcomes={"police-consent": "consented-police-escort", "escort": "admitted", "hold": "discharged"},
+    )
+    assert people.run(until=waiting_on("escort")) is not None
+    sent_before = Counter(m.headers["X-Yeongye-Key"] for m in read_captured(mail.mail_dir))
+
+    # The new code is deployed; the escort reports on Wed 09-23, the day before 추석.
+    people.flow = emergency_admission
+    at(clock, D(2026, 9, 23))
+    assert people.run(until=waiting_on("hold")) is not None
+    assert [k.rsplit("-", 1)[0] for k in people.waits] == [
+        "decision-doctor-consent",
+        "answer-police-consent",
+        "answer-escort",
+        "answer-guardian-notice",
+    ]
+    hold = referrals(registry, people.case_ref)["hold"]
+    # Its clock is counted now, by the first-day reading: Wed 23 (1), Mon 28 (2), Tue 29 (3). The
+    # hold's basis stays as such cases began: it is an input of a step they may already have run.
+    assert (hold.due_date, hold.legal_basis) == (D(2026, 9, 29), "정신건강복지법 §50③")
+    assert people.run() is None
+    assert closed(registry, people.case_ref) == ("closed", "discharged")  # after its aftercare
+    sent = Counter(m.headers["X-Yeongye-Key"] for m in read_captured(mail.mail_dir))
+    assert max(sent.values()) == 1 and set(sent_before) < set(sent)  # nothing sent before went out again
 
 
 # --- aftercare (§52), by itself ----------------------------------------------------------------

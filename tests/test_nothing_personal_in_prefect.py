@@ -11,6 +11,7 @@ in the registry's incidents, its parameters hidden there too (``registry.db``).
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -31,8 +32,9 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from flows.mental_health.emergency import emergency_admission
-from registry import cases
+from registry import calendar, cases
 from registry.db import Database
+from registry.mental_health import SceneEntry
 from registry.models import Approval, Case, Conference, Incident, Note, Referral, Resident
 from tasks.retry import HandoffFailed
 from tests.conftest import every_backend_with_prefect
@@ -135,6 +137,21 @@ class Marked(Script):
                 minutes=mark("minutes-file") + " 회의록",
                 by=self.coordinator,
             )
+        elif wait.kind == "scene":
+            # The emergency admission's on-scene record: what happened minutes ago, with a remark.
+            ago = {
+                n: f"{calendar.SystemClock().now() - dt.timedelta(minutes=n):%Y-%m-%d %H:%M}" for n in (40, 30, 25, 10)
+            }
+            scene = SceneEntry(
+                requested_at=ago[40],
+                doctor_consented_at=ago[30],
+                police_agency_id="gaon-police-1",
+                police_consented_at=ago[25],
+                escort="police",
+                hospital_agency_id="gaon-hospital-1",
+                admitted_at=ago[10],
+            )
+            steering.record_emergency_scene(db, ref, entry=scene, reason=mark("scene"), by=self.coordinator)
         else:
             raise AssertionError(f"unexpected wait {wait.key}")
 
@@ -229,6 +246,7 @@ def test_no_marker_reaches_prefect(
             "place",
             "minutes",
             "minutes-file",
+            "scene",
         )
     ]
     # The markers did reach the registry: what people wrote; and the error, without its parameters.

@@ -6,6 +6,7 @@ answered the way people would answer it (``yeongye respond --outcome`` / ``appro
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 from pathlib import Path
 
@@ -163,11 +164,13 @@ def test_needs_supplies_hands_off_to_the_welfare_centre(prefect_server: None, re
 # --- no contact: repeat, door check, police / 119 ------------------------------------------------
 
 
-def test_no_contact_repeats_within_two_business_days_then_door_then_police_emergency(
+def test_no_contact_repeats_within_24_hours_then_door_then_police_emergency(
     prefect_server: None, registry: Database
 ) -> None:
     """Nobody could do the first check (counts as no contact); the repeat finds nobody; nobody
-    answers the door; the police find an emergency. The supervisor is asked to approve closure."""
+    answers the door; the police find an emergency. The supervisor is asked to approve closure.
+    From the first "no contact" on, each step is due in hours, not business days."""
+    started = calendar.SystemClock().now()
     answers, case = _run(
         registry,
         "R-F-001",
@@ -178,6 +181,7 @@ def test_no_contact_repeats_within_two_business_days_then_door_then_police_emerg
             "welfare-check-1": outreach_flow.FOUND_EMERGENCY,
         },
     )
+    finished = calendar.SystemClock().now()
 
     assert case.outcome == "emergency-handled-by-police"
     steps = referral_steps(registry, case)
@@ -185,11 +189,19 @@ def test_no_contact_repeats_within_two_business_days_then_door_then_police_emerg
     assert steps["welfare-check-1"] == ("gaon-police-1", "completed", "found-emergency")
     with registry.transaction() as session:
         days = business_calendar(session)
-        due = {r.step: r.due_date for r in session.scalars(select(Referral).where(Referral.case_id == case.id))}
+        referrals = {r.step: r for r in session.scalars(select(Referral).where(Referral.case_id == case.id))}
+    for step, hours in (
+        ("check-2", outreach_flow.REPEAT_CHECK_HOURS),
+        ("door-check-1", outreach_flow.DOOR_CHECK_HOURS),
+        ("welfare-check-1", outreach_flow.WELFARE_CHECK_HOURS),
+    ):
+        due_at = referrals[step].due_at
+        assert due_at is not None, step
+        due_at = due_at.replace(tzinfo=due_at.tzinfo or dt.UTC)
+        assert started + dt.timedelta(hours=hours) <= due_at <= finished + dt.timedelta(hours=hours), step
     today = calendar.today(calendar.SystemClock())
-    assert due["check-2"] == days.add_business_days(today, 2)
-    assert due["door-check-1"] == days.add_business_days(today, 1)
-    assert due["check-1"] == days.add_business_days(today, 5)  # the agency type's default
+    assert referrals["check-1"].due_at is None  # the first check is routine: business days
+    assert referrals["check-1"].due_date == days.add_business_days(today, 5)  # the agency type's default
     assert "decision-closure-1-1" in answers.waits
 
 

@@ -24,7 +24,7 @@ from sqlalchemy import func, select
 from typer.testing import CliRunner
 
 from flows.hoarding.flow import hoarding
-from flows.mental_health.emergency import emergency_admission
+from flows.jobs.flow import job_placement
 from registry import access, acts, calendar, cases, links, notes
 from registry.db import Database
 from registry.escalation import TIMED_OUT, Escalation
@@ -214,22 +214,22 @@ def test_a_decision_names_who_took_it_and_no_link_answers_it(
     answer_server: str,  # noqa: F811 - the imported fixture
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    emergency_admission.to_deployment(name=emergency_admission.name).apply()  # type: ignore[union-attr]
+    # A job placement whose resident's facts are unknown: after consent, the coordinator's decision.
+    job_placement.to_deployment(name=job_placement.name).apply()
+    coordinator = coordinator_of(registry, "B")
     launched = steering.launch(
-        registry,
-        intervention="emergency-admission",
-        complex_code="B",
-        resident_ref="R-B-001",
-        by=coordinator_of(registry, "B"),
+        registry, intervention="job-placement", complex_code="B", resident_ref="R-B-001", by=coordinator
     )
     ref, run = launched.case_ref, launched.flow_run_id
-    assert _pause_key(run, emergency_admission) == "decision-doctor-consent-1"
+    assert _pause_key(run, job_placement) == "consent-1"
+    steering.approve(registry, ref, approved=True, by=coordinator)
+    assert _pause_key(run, job_placement) == "decision-job-facts-1-1"
 
     # A genuine link of another referral of the case, while the case waits for a decision: refused.
     stray = _open_stray_referral(registry, ref, "cleaning", "gaon-cleancoop-1")
     before = _snapshot(registry, ref)
     refused = httpx.post(_link(answer_server, ref, stray), timeout=60)
-    assert refused.status_code == 409 and NOT_AWAITED in refused.text and "doctor" not in refused.text
+    assert refused.status_code == 409 and NOT_AWAITED in refused.text and "job" not in refused.text
     # Without a log-in, a decision is refused at the command line; so it is with a token that opens
     # no session.
     monkeypatch.delenv("YEONGYE_TOKEN", raising=False)
@@ -253,24 +253,24 @@ def test_a_decision_names_who_took_it_and_no_link_answers_it(
     # and records it as given by no one known.
     wait = steering.current_wait(registry, ref)
     steering._resume(wait, {"approved": True})
-    assert _pause_key(run, emergency_admission) == "decision-doctor-consent-2"
+    assert _pause_key(run, job_placement) == "decision-job-facts-1-2"
     # An act signed for another wait (the one just refused) does not sign this one either.
     wait = steering.current_wait(registry, ref)
-    steering._resume(wait, {"approved": True, "act": _sign(registry, ref, "decision-doctor-consent-1", "coord-b")})
-    assert _pause_key(run, emergency_admission) == "decision-doctor-consent-3"
+    steering._resume(wait, {"approved": True, "act": _sign(registry, ref, "decision-job-facts-1-1", "coord-b")})
+    assert _pause_key(run, job_placement) == "decision-job-facts-1-3"
     assert _refused_inputs(registry) == [
-        ("decision-doctor-consent-1", "unsigned"),
-        ("decision-doctor-consent-2", "unsigned"),
+        ("decision-job-facts-1-1", "unsigned"),
+        ("decision-job-facts-1-2", "unsigned"),
     ]
     with registry.transaction() as session:
-        approval = session.scalar(select(Approval).where(Approval.key == "decision-doctor-consent"))
+        approval = session.scalar(select(Approval).where(Approval.key == "decision-job-facts-1"))
         assert approval is not None and approval.status == "requested" and approval.decided_by is None
 
     named = runner.invoke(app, ["approve", ref])
     assert named.exit_code == 0, named.output
-    assert _pause_key(run, emergency_admission) == "answer-police-consent-1"
+    assert _pause_key(run, job_placement) == "decision-job-facts-2-1"  # the facts are still unknown
     with registry.transaction() as session:
-        approval = session.scalar(select(Approval).where(Approval.key == "decision-doctor-consent"))
+        approval = session.scalar(select(Approval).where(Approval.key == "decision-job-facts-1"))
         assert approval is not None and (approval.status, approval.decided_by) == ("approved", "coord-b")
 
 

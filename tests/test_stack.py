@@ -8,6 +8,7 @@ skip with `-m "not stack"`.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import smtplib
@@ -22,6 +23,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from registry.calendar import SEOUL
 from tests.stackrun import (
     auto_runs,
     case_ref_of,
@@ -114,10 +116,11 @@ def test_stack_up_down_and_again(stack_dir: Path) -> None:
         names = " ".join(" ".join(p.info["cmdline"] or []) for p in running)
         assert "postgres" in names and "prefect server start" in names and "yeongye.worker" in names
 
-        # The deadline sweep is deployed on an hourly schedule, and `yeongye deadlines` runs it now.
+        # The deadline sweep runs every 15 minutes of every day (life-safety clocks count hours),
+        # and `yeongye deadlines` runs it now.
         sweep = api.get("/deployments/name/deadlines/deadlines").json()
         assert [(s["schedule"]["cron"], s["schedule"]["timezone"]) for s in sweep["schedules"]] == [
-            ("0 8-20 * * *", "Asia/Seoul")
+            ("*/15 * * * *", "Asia/Seoul")
         ]
         # The scheduler gives scheduled deployments upcoming runs (it failed every minute with
         # SQLAlchemy 2.1), and one runs by itself: every minute for this test, checked below.
@@ -162,12 +165,22 @@ def test_stack_up_down_and_again(stack_dir: Path) -> None:
         swept = json.loads(yeongye("sweep", str(signals), "--json"))
         assert len(swept["new_cases"]) == 1 and swept["launch_pending"] == [], swept
         launched["sweep"] = swept["new_cases"][0]
-        for case_ref in launched.values():
-            wait_for_mail(data_dir, lambda m, ref=case_ref: m.headers.get("X-Yeongye-Case") == ref)
         emergency = launched["emergency-admission"]
-        yeongye("approve", emergency)  # the coordinator, logged in, records the doctor's consent
+        for case_ref in launched.values():
+            if case_ref != emergency:  # an emergency admission emails no one before its scene is recorded
+                wait_for_mail(data_dir, lambda m, ref=case_ref: m.headers.get("X-Yeongye-Case") == ref)
+        # The coordinator, logged in, records what happened at the scene minutes ago; the hospital hears.
+        minutes_ago = {
+            n: f"{dt.datetime.now(SEOUL) - dt.timedelta(minutes=n):%Y-%m-%d %H:%M}" for n in (40, 30, 25, 10)
+        }
+        yeongye(
+            "emergency", "scene", emergency,
+            "--requested", minutes_ago[40], "--doctor", minutes_ago[30],
+            "--police", "gaon-police-1", "--police-consent", minutes_ago[25], "--escort", "police",
+            "--hospital", "gaon-hospital-1", "--admitted", minutes_ago[10],
+        )  # fmt: skip
         wait_for_mail(
-            data_dir, lambda m: m.headers.get("X-Yeongye-Case") == emergency and "police1@example.org" in m.to
+            data_dir, lambda m: m.headers.get("X-Yeongye-Case") == emergency and "hospital1@example.org" in m.to
         )
 
         deadline = time.monotonic() + 180

@@ -52,9 +52,24 @@ DEADLINE = dict(
     due_date="2026-12-29",
     due_weekday="화",
     days_late=2,
+    life_safety=False,
     coordinator_name="담당자",
     coordinator_email="coord-d@example.org",
 )
+
+
+@pytest.mark.parametrize("language", ["ko", "en"])
+def test_a_life_safety_rung_says_it_counts_hours_every_day(language: str) -> None:
+    """A no-contact check's notices give its due time and say the clock runs on nights and holidays;
+    the supervisor hears before the time runs out, not days after."""
+    hours = {**DEADLINE, "due_date": "2027-09-11 18:00", "life_safety": True}
+    _subject, text, html = render("deadline", language, level="supervisor", links=None, next_rung=None, **hours)
+    banner, soon = ("생명·안전 기한", "30분 뒤") if language == "ko" else ("Life-safety deadline", "in 30 minutes")
+    assert banner in text and banner in html and soon in text and "2027-09-11 18:00" in text
+    _subject, days_text, _html = render(
+        "deadline", language, level="supervisor", links=None, next_rung=None, **DEADLINE
+    )
+    assert banner not in days_text and soon not in days_text
 
 
 @pytest.mark.parametrize("language", ["ko", "en"])

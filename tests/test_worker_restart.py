@@ -16,7 +16,7 @@ import pytest
 from prefect.settings import PREFECT_API_URL
 
 from registry.db import Database
-from tests.driving import Script, read_run
+from tests.driving import Script, coordinator_of, read_run
 from yeongye import steering
 from yeongye.mailcapture import MailCapture, read_captured
 from yeongye.settings import get_settings
@@ -87,7 +87,13 @@ def test_case_survives_worker_restart_and_sends_nothing_twice(
 
     first = _start_worker(env, tmp_path / "worker-1.log")
     try:
-        launched = steering.launch(registry, intervention="hoarding", complex_code="E", resident_ref="R-E-001")
+        launched = steering.launch(
+            registry,
+            intervention="hoarding",
+            complex_code="E",
+            resident_ref="R-E-001",
+            by=coordinator_of(registry, "E"),
+        )
         assert _wait_until_paused_or_final(launched.flow_run_id) == "PAUSED"
         assert len(read_captured(mail.mail_dir)) == 2  # the assessment handoffs went out
     finally:

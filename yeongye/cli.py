@@ -27,9 +27,11 @@ from registry import access, accounts, calendar, cases, deadlines, detection, jo
 from registry import audit as trail
 from registry.db import Database
 from registry.loader import LoadReport, RegistryLoadError, load_registry, load_sample
+from registry.mental_health import EMERGENCY_HOLD_BASIS, SceneEntry
 from registry.models import AuditEntry, Case, HolidayOverride, OutboxMessage, Resident, Staff
 from registry.text import ID_MAX, clean_text
 from registry.timeline import case_timeline
+from templates import weekday
 from yeongye import prefect_api, steering
 from yeongye.mailcapture import read_captured
 from yeongye.settings import RegistryUnavailable, Settings, get_settings
@@ -459,7 +461,9 @@ def show_case(
         "단계 step", "기관 agency", "서비스 service", "상태 status", "사유 reason", "기한 due", title="연계 referrals"
     )
     for r in timeline["referrals"]:
-        referrals.add_row(r["step"], r["agency"], r["service"], r["status"], r["reason"] or "", r["due"])
+        # A due time (a life-safety step, in hours), or a date with the law that sets it and how it is counted.
+        due = r["due_at"] or r["due"] + (f" · {r['legal_basis']}" if r["legal_basis"] else "")
+        referrals.add_row(r["step"], r["agency"], r["service"], r["status"], r["reason"] or "", due)
     console.print(referrals)
     for conference in timeline["conferences"]:
         console.print(_conference_table(conference))
@@ -728,6 +732,79 @@ def reroute(
     console.print(f"{ref}: {agency or '건너뜀 (skipped)'} (sent to {wait.key})")
 
 
+emergency_app = typer.Typer(help="응급입원: 현장 기록 / emergency admission: the on-scene record", no_args_is_help=True)
+app.add_typer(emergency_app, name="emergency")
+_ESCORTS = {"police": "police", "119": "fire-119", "fire-119": "fire-119"}
+
+
+@emergency_app.command("scene")
+def emergency_scene(
+    ref: str = typer.Argument(..., help="사례 번호 / case reference"),
+    requested: str = typer.Option(
+        ..., "--requested", help="응급입원 의뢰 시각 'YYYY-MM-DD HH:MM' (서울) / when the finder asked (Asia/Seoul)"
+    ),
+    doctor: str = typer.Option("", "--doctor", help="의사가 동의한 시각 / when the doctor consented"),
+    doctor_refused: bool = typer.Option(False, "--doctor-refused", help="의사가 동의하지 않음 (사유 필수) / refused"),
+    police: str = typer.Option("", "--police", help="동의한 경찰관의 소속 기관 ID / the officer's police agency id"),
+    police_consent: str = typer.Option(
+        "", "--police-consent", help="경찰관이 동의한 시각 / when the officer consented"
+    ),
+    police_refused: bool = typer.Option(False, "--police-refused", help="경찰관이 동의하지 않음 (사유 필수) / refused"),
+    escort: str = typer.Option("", "--escort", help="호송 / escort: police (동의한 경찰관 / the officer) | 119"),
+    escort_agency: str = typer.Option(
+        "", "--escort-agency", help="119 구급대 기관 ID (기본: 이 구의 첫 구급대) / the 119 service"
+    ),
+    hospital: str = typer.Option("", "--hospital", help="정신의료기관 ID / the psychiatric hospital's agency id"),
+    admitted: str = typer.Option(
+        "", "--admitted", help="입원 시각: 보호 기간(§50③)이 이때부터 / when admitted: the hold runs from it"
+    ),
+    not_admitted: bool = typer.Option(False, "--not-admitted", help="입원하지 않음 (사유 필수) / not admitted"),
+    reason: str = typer.Option("", "--reason", help="사유 (동의 없음·입원 안 함이면 필수) / reason"),
+) -> None:
+    """응급입원 현장에서 일어난 일을 각각의 시각과 함께 한 번에 기록합니다: 의뢰, 의사·경찰관 동의, 호송, 입원 (§50①②).
+
+    (record the scene of an emergency admission in one go, each with its time: request, consents, escort, admission;
+    the hold of §50③ runs from the recorded admission)
+    """
+    for given, refused, option, refusal in (
+        (doctor, doctor_refused, "--doctor", "--doctor-refused"),
+        (police_consent, police_refused, "--police-consent", "--police-refused"),
+        (admitted, not_admitted, "--admitted", "--not-admitted"),
+    ):
+        if bool(given) == refused:
+            raise _fail(f"{option} / {refusal}: 둘 중 하나를 주십시오 (give exactly one of {option} and {refusal})")
+        if refused:
+            break  # nothing follows a refusal
+    if escort and escort not in _ESCORTS:
+        raise _fail("--escort: police 또는 119 (the police officer or a 119 crew)")
+    entry = SceneEntry(
+        requested_at=requested,
+        doctor_consented_at=doctor,
+        police_agency_id=police,
+        police_consented_at=police_consent,
+        escort=_ESCORTS.get(escort, ""),
+        escort_agency_id=escort_agency,
+        hospital_agency_id=hospital,
+        admitted_at=admitted,
+    )
+    settings = get_settings()
+    db, who = _signed_in(settings)
+    try:
+        with _prefect(settings):
+            sent = steering.record_emergency_scene(db, ref, entry=entry, reason=reason, by=who)
+    except (steering.SteeringError, cases.CaseError) as error:
+        raise _fail(str(error)) from None
+    console.print(
+        f"{ref}: 현장 기록 전달됨 (on-scene record sent to {sent.wait.key}) · 결과 (outcome): {sent.scene.outcome}"
+    )
+    if sent.clock is not None and sent.scene.admitted_at is not None:
+        at, end = sent.scene.admitted_at, sent.clock.hold_end
+        console.print(
+            f"입원 (admitted): {at:%Y-%m-%d} ({weekday(at.date(), 'ko')}) {at:%H:%M} · "
+            f"보호 기한 (hold ends): {end.isoformat()} ({weekday(end, 'ko')}) 24:00 · {EMERGENCY_HOLD_BASIS}"
+        )
+
+
 @jobs_app.command("facts")
 def jobs_facts(
     ref: str = typer.Argument(..., help="일자리 연계 사례 번호 / job-placement case reference"),
@@ -737,6 +814,11 @@ def jobs_facts(
         None, "--employee-insured/--no-employee-insured", help="건강보험 직장가입자"
     ),
     ltc_grade: bool | None = typer.Option(None, "--ltc-grade/--no-ltc-grade", help="장기요양 1–5등급·인지지원등급"),
+    other_job_programme: bool | None = typer.Option(
+        None,
+        "--other-job-programme/--no-other-job-programme",
+        help="다른 정부 일자리사업 참여 중 (in another government job programme)",
+    ),
 ) -> None:
     """입주민의 일자리 자격 확인 사항을 기록합니다 (등록부에만); 그다음 yeongye approve / record job facts."""
     given = {
@@ -744,6 +826,7 @@ def jobs_facts(
         "livelihood_benefit": livelihood_benefit,
         "employee_insured": employee_insured,
         "ltc_grade": ltc_grade,
+        "other_job_programme": other_job_programme,
     }
     db, who = _signed_in(get_settings())
     try:

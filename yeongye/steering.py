@@ -15,7 +15,7 @@ carries the note's number.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any, cast
 from uuid import UUID
 
@@ -28,13 +28,13 @@ from prefect.input.actions import read_flow_run_input
 from prefect.input.run_input import keyset_from_paused_state
 from pydantic import ValidationError
 
-from registry import access, acts, cases, conferences, detection, notes, programs
+from registry import access, acts, cases, conferences, detection, mental_health, notes, programs
 from registry.calendar import SystemClock
 from registry.db import Database
 from registry.models import Agency, Referral
 from registry.text import ID_MAX, MINUTES_MAX, PLACE_MAX, REASON_MAX, TextError, clean_text
 from registry.timeline import case_timeline
-from tasks import waits
+from tasks import runtime, waits
 from tasks.runtime import business_calendar
 
 
@@ -235,6 +235,7 @@ _COMMANDS = {
     "consent": "yeongye approve",
     "schedule": "yeongye conference schedule",
     "minutes": "yeongye conference minutes",
+    "scene": "yeongye emergency scene",
 }
 
 # The command-line option of each form field, so that a refused value is named as the person typed it.
@@ -250,6 +251,14 @@ _OPTIONS = {
     "place_note": "--place",
     "duration_minutes": "--duration",
     "roles": "--role",
+    "requested_at": "--requested",
+    "doctor_consented_at": "--doctor",
+    "police_agency_id": "--police",
+    "police_consented_at": "--police-consent",
+    "escort": "--escort",
+    "escort_agency_id": "--escort-agency",
+    "hospital_agency_id": "--hospital",
+    "admitted_at": "--admitted",
 }
 
 
@@ -563,6 +572,40 @@ def record_minutes(
             conferences.store_minutes(session, case, wait.step, minutes, by=actor)
     _resume(wait, _signed(db, case_ref, wait, run_input, actor, ("reason_note", notes.REASON, reason)))
     return wait
+
+
+@dataclass(frozen=True)
+class SceneSent:
+    """The on-scene record as sent to the case, and the hold's dates it gives (the flow counts the same)."""
+
+    wait: Wait
+    scene: mental_health.Scene
+    clock: mental_health.EmergencyClock | None
+
+
+def record_emergency_scene(
+    db: Database, case_ref: str, *, entry: mental_health.SceneEntry, reason: str = "", by: access.Principal
+) -> SceneSent:
+    """Record what happened at the scene of an emergency admission, in one go, as ``by``'s record.
+
+    The request, the doctor's and the officer's consent, the escort and the admission happen in
+    minutes, so they are one record, each with its time. It is checked here with the registry's
+    rules first (``mental_health.check_scene``), so a bad option changes nothing; the flow checks it
+    again and counts the hold from the recorded admission. ``reason`` (why a consent was not given,
+    or the person not admitted) goes to a registry note.
+    """
+    actor = _worker(db, case_ref, by, "emergency scene")
+    reason = _reason(reason)
+    run_input = _input(waits.EmergencyScene, **asdict(entry))
+    with db.transaction() as session:
+        case = cases.find_case(session, case_ref)
+        scene = mental_health.check_scene(session, case, entry, reason=reason, now=runtime.clock().now())
+        clock = mental_health.hold_clock(business_calendar(session), scene)
+    wait = current_wait(db, case_ref)
+    if wait.kind != "scene":
+        raise _other_wait(case_ref, wait)
+    _resume(wait, _signed(db, case_ref, wait, run_input, actor, ("reason_note", notes.REASON, reason)))
+    return SceneSent(wait, scene, clock)
 
 
 def parse_roles(values: list[str]) -> list[tuple[str, str]]:

@@ -1,15 +1,17 @@
 """Job placement (일자리 연계), as a coordinator draws it on the whiteboard.
 
 written consent → which job track (facts kept in the registry; the coordinator verifies missing ones)
-  65+ with 기초연금 → 노인공익활동사업,  60+ → 노인역량활용사업:
+  65+ with 기초연금 → 노인공익활동사업,  60+ → 노인역량활용사업
+  (neither for 생계급여, 직장가입자, a 장기요양 grade, or someone in another government job programme):
       application to the 시니어클럽 within its recruitment window (outside it, the coordinator
       confirms when the next window opens) →
       placed / placed at the complex itself (the 관리사무소 takes the worker on, as C단지 does:
       escorting the worker's visits, disinfection and tidying, the grounds) /
       waiting list (a vacancy asked for 3 months on) / not selected
-  working age on 생계급여 → 지역자활센터 (자활근로)
+  on 생계급여, at any age (seniors too) → 지역자활센터 (자활근로)
   working age otherwise → 고용센터 (국민취업지원제도)
-  none of these → closure
+  none of these → closure with the reason: under 15, employed, in another job programme,
+      excluded from senior jobs past working age
 placed or participating → a check every month for 3 months (activity logs, allowance) → closure
 
 Facts: korea_domain.md §3 (rules in ``registry.jobs``). Prefect sees the track's code and the
@@ -22,11 +24,11 @@ import datetime as dt
 
 from prefect import flow
 
-from registry.jobs import EMPLOYMENT_SUPPORT, SELF_SUFFICIENCY, SENIOR_TRACKS
+from registry.jobs import EMPLOYMENT_SUPPORT, SELF_SUFFICIENCY, SENIOR_TRACKS, UNKNOWN
 from tasks.case import check_case, enter_stage
 from tasks.gates import CONSENT_REFUSED, close_with_approval, intake_with_consent
 from tasks.handoffs import Need, ask, await_outcome, follow_up, hand_off
-from tasks.jobs import UNKNOWN, assess_track, senior_recruitment
+from tasks.jobs import assess_track, senior_recruitment
 from tasks.referrals import due_in_months
 
 PURPOSE = "job-placement"
@@ -53,6 +55,10 @@ PROGRAMMES = {
 # Monthly activity logs decide the allowance: the placing agency confirms the first three months.
 CHECK_MONTHS = 3
 
+# A case assessed before no-track said why, replayed from its cache while it waits for its closure,
+# closes with the outcome it would have closed with then.
+LEGACY_NO_TRACK, LEGACY_NO_TRACK_OUTCOME = "no-track", "no-job-track"
+
 
 @flow(name="job-placement", flow_run_name="{case_ref} job-placement 일자리 연계", persist_result=True)
 def job_placement(case_ref: str) -> str:
@@ -68,7 +74,8 @@ def job_placement(case_ref: str) -> str:
         return _senior_job(case_ref, track)
     if track in PROGRAMMES:
         return _programme(case_ref, track)
-    return close_with_approval(case_ref, "no-job-track")
+    # No track: the code says why (registry.jobs.NO_TRACKS); the audit trail has what to do next.
+    return close_with_approval(case_ref, LEGACY_NO_TRACK_OUTCOME if track == LEGACY_NO_TRACK else track)
 
 
 def _job_track(case_ref: str) -> str | None:

@@ -4,8 +4,9 @@ safety check: a volunteer pair (자원봉사센터), else the 행정복지센터
   fine            → next check in a month → closure
   needs a service → a hoarding / counselling / job-placement case for the same resident,
                     or supplies from the 사회복지관 → closure
-  no contact      → the check again within 2 business days → door check with the 관리사무소 →
-                    welfare check by the police (else 119): safe / emergency / not found
+  no contact      → the check again within 24 hours → door check with the 관리사무소 within the
+                    next 23 → welfare check by the police (else 119) at once: safe / emergency /
+                    not found; these clocks run in hours, nights, weekends and holidays included
   cannot locate   → address verification at the 행정복지센터 → a check at the new address,
                     or moved out (referred on), or unknown (kept under monitoring)
 
@@ -17,15 +18,13 @@ referral to the new address. Only case references, agency ids and outcome codes 
 
 from __future__ import annotations
 
-import datetime as dt
-
 from prefect import flow
 
 from tasks.case import check_case, enter_stage, publish_timeline
 from tasks.gates import close_with_approval
 from tasks.handoffs import Need, Outcome, await_outcome, follow_up, hand_off
 from tasks.launching import launch_follow_on
-from tasks.referrals import due_in_business_days, record_legal_basis
+from tasks.referrals import due_in_hours, record_legal_basis
 
 # The public bodies of the check and its escalation must know whom to visit. 고독사예방법 §13 (early
 # discovery of people at risk of lonely death) is the basis recorded for them, so no consent is asked.
@@ -57,12 +56,16 @@ SUPPLIES = Need("welfare-center", "supplies")
 NEXT_CHECK = Need("volunteer-center", "safety-check")
 NEXT_CHECK_MONTHS = 1
 
-# No contact: the check is repeated, due within 2 business days. The 고독사 pilots act after 24–50 hours
-# without a sign of life (korea_domain.md §4.3); 2 business days is the nearest bound that a weekend
-# or holiday cannot stretch into a week, and the deadline ladder reminds the day before.
-REPEAT_CHECK_BUSINESS_DAYS = 2
+# No contact is a life-safety clock, in hours on every day: the 고독사 pilots act after 24–50 hours
+# without a sign of life, then call → visit → emergency entry with the police or 119 (korea_domain.md
+# §4.3). The check is repeated within 24 hours, the 관리사무소 goes to the door within the next 23,
+# and the police are emailed at once, their report due within 4 hours (then 119, as long again). A
+# step times out at its due time (registry.escalation.HOURS) and the sweep runs every 15 minutes,
+# so the police are called within 48 hours of the first "no contact" however the days fall.
+REPEAT_CHECK_HOURS = 24
 NO_CONTACT_CHECKS = 2  # the first check and one repeat; then someone goes to the door
-DOOR_CHECK_BUSINESS_DAYS = 1
+DOOR_CHECK_HOURS = 23
+WELFARE_CHECK_HOURS = 4
 DOOR_CHECK = Need("management-office", "door-check")
 FOUND_FINE, FOUND_NEEDS_HELP, NO_ANSWER = "found-fine", "found-needs-help", "no-answer"
 DOOR_OUTCOMES = (FOUND_FINE, FOUND_NEEDS_HELP, NO_ANSWER)
@@ -125,16 +128,17 @@ def outreach(case_ref: str) -> str:
 def _check(case_ref: str, number: int, *, repeat: bool = False) -> str:
     """One safety check; a check nobody could do counts as no contact."""
     step = f"check-{number}"
-    due = due_in_business_days(case_ref, step, REPEAT_CHECK_BUSINESS_DAYS) if repeat else None
-    report = _first_report(case_ref, step, CHECKERS, CHECK_OUTCOMES, due)
+    hours = REPEAT_CHECK_HOURS if repeat else 0
+    report = _first_report(case_ref, step, CHECKERS, CHECK_OUTCOMES, hours=hours, one_clock=True)
     return report.outcome if report.status == "completed" else NO_CONTACT
 
 
 def _escalate(case_ref: str, number: int) -> str:
     """Door check, then welfare check; returns the closed case's outcome, or CANNOT_LOCATE."""
     step = f"door-check-{number}"
-    due = due_in_business_days(case_ref, step, DOOR_CHECK_BUSINESS_DAYS)
-    door = await_outcome(case_ref, step, DOOR_CHECK, outcomes=DOOR_OUTCOMES, due=due)
+    door = await_outcome(
+        case_ref, step, DOOR_CHECK, outcomes=DOOR_OUTCOMES, due=due_in_hours(case_ref, step, DOOR_CHECK_HOURS)
+    )
     if door.outcome == FOUND_FINE:
         return _next_check_then_close(case_ref, "fine-after-door-check")
     if door.outcome == FOUND_NEEDS_HELP:
@@ -144,7 +148,9 @@ def _escalate(case_ref: str, number: int) -> str:
         return close_with_approval(case_ref, "needs-assessment-not-done")
 
     # No answer at the door, or the 관리사무소 could not go: the police (else 119) check on the resident.
-    welfare = _first_report(case_ref, f"welfare-check-{number}", WELFARE_CHECKERS, WELFARE_OUTCOMES)
+    welfare = _first_report(
+        case_ref, f"welfare-check-{number}", WELFARE_CHECKERS, WELFARE_OUTCOMES, hours=WELFARE_CHECK_HOURS
+    )
     if welfare.outcome == FOUND_SAFE:
         return _next_check_then_close(case_ref, "safe-after-welfare-check")
     if welfare.outcome == FOUND_EMERGENCY:
@@ -156,14 +162,29 @@ def _escalate(case_ref: str, number: int) -> str:
 
 
 def _first_report(
-    case_ref: str, step: str, needs: tuple[Need, ...], outcomes: tuple[str, ...], due: dt.date | None = None
+    case_ref: str,
+    step: str,
+    needs: tuple[Need, ...],
+    outcomes: tuple[str, ...],
+    *,
+    hours: int = 0,
+    one_clock: bool = False,
 ) -> Outcome:
-    """Ask each agency in turn until one reports; the first asks in ``step``, the others in their own step."""
+    """Ask each agency in turn until one reports; the first asks in ``step``, the others in their own step.
+
+    ``hours`` puts the step on a life-safety clock. With ``one_clock`` the whole step has those
+    hours (the repeat check): an agency that lets them run out is not replaced, the escalation goes
+    on; one that declines hands the rest of the time to the next. Otherwise each agency has the
+    hours from its own turn (the police, then 119).
+    """
     report = Outcome("skipped")
+    due = due_in_hours(case_ref, step, hours) if hours and one_clock else None
     for turn, need in enumerate(needs):
         own_step = step if turn == 0 else f"{step}-{need.agency_type}"
+        if hours and not one_clock:
+            due = due_in_hours(case_ref, own_step, hours)
         report = await_outcome(case_ref, own_step, need, outcomes=outcomes, due=due)
-        if report.status == "completed":
+        if report.status == "completed" or (due is not None and one_clock and report.status == "failed"):
             return report
     return report
 
