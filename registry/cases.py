@@ -41,6 +41,8 @@ INTERVENTIONS = (
     # A first visit to a resident the detection sweep flagged (registry.detection).
     "outreach",
     "job-placement",
+    # A referral to any agency type for a named service (registry.linkage).
+    "linkage",
 )
 # Interventions for a complex rather than one resident (a joint programme): their case has no resident.
 GROUP_INTERVENTIONS = ("program",)

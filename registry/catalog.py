@@ -131,6 +131,12 @@ SERVICES: dict[str, tuple[str, str]] = {
     "job-follow-up": ("일자리 활동 월별 확인", "monthly check of the job"),
     "employment-support": ("국민취업지원제도 참여 신청", "national employment support programme"),
     "self-sufficiency-work": ("자활근로 참여", "self-sufficiency work programme"),
+    # What a linkage (registry.linkage) most often asks of an agency (the study's ①: care,
+    # smoking-cessation counselling, donations and sharing), and the agency's own services in general.
+    "care": ("돌봄 서비스 연계", "care services"),
+    "smoking-cessation": ("금연 상담", "smoking-cessation counselling"),
+    "donation": ("기부·나눔 연계", "donations and sharing"),
+    "service-linkage": ("기관 고유 서비스 연계", "the agency's own services"),
 }
 
 # Services whose very name is health information: an agency without consent or a recorded legal

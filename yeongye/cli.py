@@ -25,10 +25,11 @@ from sqlalchemy import select
 
 from registry import access, accounts, calendar, cases, deadlines, detection, jobs, outbox, programs
 from registry import audit as trail
+from registry.catalog import AGENCY_TYPE_CODES, SERVICES
 from registry.db import Database
 from registry.loader import LoadReport, RegistryLoadError, load_registry, load_sample
 from registry.mental_health import EMERGENCY_HOLD_BASIS, SceneEntry
-from registry.models import AuditEntry, Case, HolidayOverride, OutboxMessage, Resident, Staff
+from registry.models import Agency, AuditEntry, Case, HolidayOverride, OutboxMessage, Resident, Staff
 from registry.text import ID_MAX, clean_text
 from registry.timeline import case_timeline
 from templates import weekday
@@ -374,6 +375,12 @@ def launch(
     seats: int | None = typer.Option(
         None, "--seats", help="초대 인원(독거 우선) / residents invited, living alone first (기본: 종류별 / per kind)"
     ),
+    agency_type: str | None = typer.Option(
+        None, "--type", help="기관 연계(linkage)의 기관 유형 / agency type of a linkage (yeongye agencies)"
+    ),
+    service: str | None = typer.Option(
+        None, "--service", help="기관 연계(linkage)의 서비스 / service of a linkage (yeongye services)"
+    ),
 ) -> None:
     """사례를 열고 개입 flow를 시작합니다 / open a case and start its intervention flow."""
     settings = get_settings()
@@ -388,6 +395,8 @@ def launch(
                 resident_ref=resident,
                 program_kind=kind,
                 parameters=parameters,
+                agency_type=agency_type,
+                service=service,
                 by=who,
             )
     except (cases.CaseError, steering.SteeringError) as error:
@@ -888,6 +897,53 @@ def residents(
     table = Table("참조 ref", "단지", "이름 name", "동", "호", "전화 phone", "출생 born", "독거 alone")
     for row in rows:
         table.add_row(*(str(v) for v in row.values()))
+    console.print(table)
+
+
+@app.command()
+def agencies(
+    agency_type: str | None = typer.Option(None, "--type", help="기관 유형 코드로 거르기 / only this agency type"),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """연계할 수 있는 기관: 유형(한국어), ID, 제공 서비스 / the agencies a case can be referred to."""
+    db, _who = _signed_in(get_settings())
+    if agency_type is not None and agency_type not in AGENCY_TYPE_CODES:
+        raise _fail(f"--type: '{agency_type}'는 기관 유형 코드가 아닙니다 (not an agency type; yeongye agencies)")
+    with db.transaction() as session:
+        query = select(Agency).where(Agency.active.is_(True)).order_by(Agency.type_code, Agency.rank, Agency.id)
+        if agency_type:
+            query = query.where(Agency.type_code == agency_type)
+        rows: list[dict[str, Any]] = [
+            {
+                "id": a.id,
+                "type": a.type_code,
+                "type_ko": a.type.name_ko,
+                "name": a.name,
+                "district": a.district,
+                "services": list(a.services),
+            }
+            for a in session.scalars(query)
+        ]
+    if as_json:
+        return _print_json(rows)
+    table = Table("기관 유형 type", "ID", "이름 name", "지역 district", "서비스 services")
+    for row in rows:
+        table.add_row(
+            f"{row['type_ko']} ({row['type']})", row["id"], row["name"], row["district"], ", ".join(row["services"])
+        )
+    console.print(table)
+
+
+@app.command()
+def services(as_json: bool = typer.Option(False, "--json")) -> None:
+    """연계에 쓰는 서비스 코드와 이름 / the service codes a linkage names."""
+    _signed_in(get_settings())
+    rows = [{"service": code, "ko": ko, "en": en} for code, (ko, en) in sorted(SERVICES.items())]
+    if as_json:
+        return _print_json(rows)
+    table = Table("서비스 service", "이름", "name")
+    for row in rows:
+        table.add_row(row["service"], row["ko"], row["en"])
     console.print(table)
 
 

@@ -28,7 +28,7 @@ from prefect.input.actions import read_flow_run_input
 from prefect.input.run_input import keyset_from_paused_state
 from pydantic import ValidationError
 
-from registry import access, acts, cases, conferences, detection, mental_health, notes, programs
+from registry import access, acts, cases, conferences, detection, linkage, mental_health, notes, programs
 from registry.calendar import SystemClock
 from registry.db import Database
 from registry.models import Agency, Referral
@@ -73,6 +73,8 @@ def launch(
     resident_ref: str | None,
     program_kind: str | None = None,
     parameters: dict[str, int] | None = None,
+    agency_type: str | None = None,
+    service: str | None = None,
     by: access.Principal | str,
 ) -> Launched:
     """Open the case, then create its flow run; idempotent end to end.
@@ -84,12 +86,17 @@ def launch(
     again (after a timeout, a crash, by the recovery) finds the same run, and a case number is
     never reused.
     A group intervention has no resident but a ``program_kind``; ``parameters`` are the flow's
-    own settings (e.g. a programme's number of sessions), never anything about a person.
+    own settings (e.g. a programme's number of sessions), never anything about a person; a linkage
+    takes the agency type and the service codes (``registry.linkage``).
     ``by`` is who launches: a logged-in member of staff of the complex's centre, or the name of
     what launched it for them (``case:<ref>`` for a follow-on).
     """
     cases.check_intervention(intervention)
     programs.check_launch(intervention, program_kind, parameters or {})
+    run_parameters: dict[str, int | str] = {
+        **(parameters or {}),
+        **linkage.check_launch(intervention, agency_type, service),
+    }
     with db.transaction() as session:
         if isinstance(by, access.Principal):
             access.check_work_on(session, by, complex_code, "launch")
@@ -110,7 +117,7 @@ def launch(
             resident_ref=resident_ref,
             opened_at=SystemClock().now(),
             program_kind=program_kind,
-            run_parameters=parameters,
+            run_parameters=run_parameters,
             by=by.staff_id if isinstance(by, access.Principal) else by,
         ).ref
     try:
