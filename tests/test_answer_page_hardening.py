@@ -320,13 +320,16 @@ def test_a_token_spelled_another_way_is_refused(health_case: HealthCase, serve: 
         "padding": f"{kid}.{body}.{signature}=",
         "padding, percent-encoded": f"{kid}.{body}.{signature}%3D",
         "the same MAC spelled otherwise": f"{kid}.{body}.{other_mac}",
-        "upper-case key id": f"{kid.upper()}.{body}.{signature}",
         "percent-encoded letter": f"%{ord(token[0]):02X}{token[1:]}",
         "percent-encoded dot": token.replace(".", "%2E", 1),
         "leading space": f"%20{token}",
         "trailing newline": f"{token}%0A",
         "tab inside": f"{kid}.%09{body}.{signature}",
     }
+    # A key id is 8 hex digits: one without a letter (2 % of keys) has no upper-case spelling.
+    upper_kid = [f"{kid.upper()}.{body}.{signature}"] if kid.upper() != kid else []
+    if upper_kid:
+        variants["upper-case key id"] = upper_kid[0]
     if std_alphabet != token:
         variants["standard base64 alphabet"] = std_alphabet.replace("+", "%2B").replace("/", "%2F")
     for name, variant in variants.items():
@@ -334,7 +337,7 @@ def test_a_token_spelled_another_way_is_refused(health_case: HealthCase, serve: 
         assert page.status_code in (403, 404), (name, page.status_code)
         assert "사례 (case)" not in page.text, name
     # At the library too, without any URL in between.
-    for variant in (f"{kid}.{body}.{other_mac}", f"{kid.upper()}.{body}.{signature}", f" {token}", f"{token}="):
+    for variant in (f"{kid}.{body}.{other_mac}", *upper_kid, f" {token}", f"{token}="):
         with pytest.raises(links.LinkError):
             links.verify(variant, links.load_secret(get_settings().link_secret_file), dt.datetime.now(dt.UTC))
 
