@@ -43,6 +43,8 @@ INTERVENTIONS = (
     "job-placement",
     # A referral to any agency type for a named service (registry.linkage).
     "linkage",
+    # Help with housing itself: arrears, housing costs, a move, home modification (registry.housing).
+    "housing-support",
 )
 # Interventions for a complex rather than one resident (a joint programme): their case has no resident.
 GROUP_INTERVENTIONS = ("program",)

@@ -137,6 +137,15 @@ SERVICES: dict[str, tuple[str, str]] = {
     "smoking-cessation": ("금연 상담", "smoking-cessation counselling"),
     "donation": ("기부·나눔 연계", "donations and sharing"),
     "service-linkage": ("기관 고유 서비스 연계", "the agency's own services"),
+    # What housing support (registry.housing) asks of each agency for one assessed need.
+    "arrears-relief": ("임대료·관리비 체납 해소 후원", "relief of rent or management-fee arrears"),
+    "emergency-support": ("긴급지원 신청 (주거지원·연료비)", "emergency support (housing cost, fuel cost)"),
+    "housing-benefit": ("주거급여 신청", "housing benefit (주거급여) application"),
+    "moving-cost": ("이사비 지원", "moving-cost support"),
+    "housing-upgrade": ("주거상향 지원 (반지하·고시원·옥탑방 → 공공임대)", "housing upgrade into public rental"),
+    "rental-transfer": ("공공임대 주택 간 이동(주거이전) 신청", "transfer to another public rental home"),
+    "home-modification": ("주거약자 편의시설 설치 (문턱 제거·안전손잡이 등)", "home modification for accessibility"),
+    "housing-check": ("주거 문제 해결 여부 확인 방문", "follow-up visit: is the housing need settled"),
 }
 
 # Services whose very name is health information: an agency without consent or a recorded legal

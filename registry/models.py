@@ -502,3 +502,20 @@ class Act(Base):
     wait_key: Mapped[str] = mapped_column(String(64))
     actor: Mapped[str] = mapped_column(String(64))
     at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=_utc_now)
+
+
+class HousingNeed(Base):
+    """One housing need the coordinator assessed for a housing-support case (``registry.housing.NEEDS``).
+
+    Only the need's code is kept, never amounts or circumstances: the code is all a handoff
+    needs to choose the agency and the service. A row present is a need still to be met; the
+    coordinator removes it when it is settled, and the audit trail keeps every change.
+    """
+
+    __tablename__ = "housing_need"
+    __table_args__ = (UniqueConstraint("case_id", "code"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("case.id"), index=True)
+    code: Mapped[str] = mapped_column(String(32))
+    recorded_by: Mapped[str] = mapped_column(String(64))
+    recorded_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=_utc_now)

@@ -36,6 +36,10 @@ KIND_LABELS: dict[str, tuple[str, str]] = {
         "일자리 자격 확인 사항 기록 (기초연금·생계급여·직장가입·장기요양등급; 등록부에만)",
         "record the job eligibility facts (pensions, benefits, insurance, care grade; registry only)",
     ),
+    "housing-needs": (
+        "주거 욕구 기록 (체납·주거비·긴급지원·이사·주거상향·주거이전·편의시설·집수리; 등록부에만, 없으면 반려와 사유)",
+        "record the housing needs found (registry only; reject with a reason if there is none to meet)",
+    ),
     "job-recruitment-window": (
         "시니어클럽 모집 기간이 열리면 신청 확인 (철회하면 반려와 사유)",
         "confirm the application once the senior club's recruitment opens (reject with a reason to withdraw)",
@@ -62,6 +66,10 @@ KIND_COMMANDS: dict[str, str] = {
     "job-facts": (
         "yeongye jobs facts {case_ref} --basic-pension|--no-basic-pension --livelihood|--no-livelihood"
         " --employee-insured|--no-employee-insured --ltc-grade|--no-ltc-grade ;"
+        " yeongye approve {case_ref}"
+    ),
+    "housing-needs": (
+        "yeongye housing needs {case_ref} --arrears --moving-cost … (해결된 것 / settled: --no-…) ;"
         " yeongye approve {case_ref}"
     ),
     "program-recruitment": ("yeongye program enrol {case_ref} --resident R-… ; yeongye approve {case_ref}"),

@@ -23,7 +23,7 @@ from rich.console import Console
 from rich.table import Table
 from sqlalchemy import select
 
-from registry import access, accounts, calendar, cases, deadlines, detection, jobs, outbox, programs
+from registry import access, accounts, calendar, cases, deadlines, detection, housing, jobs, outbox, programs
 from registry import audit as trail
 from registry.catalog import AGENCY_TYPE_CODES, SERVICES
 from registry.db import Database
@@ -58,6 +58,8 @@ program_app = typer.Typer(help="단지 공동 프로그램: 참여자 등록, �
 app.add_typer(program_app, name="program")
 jobs_app = typer.Typer(help="일자리 연계: 자격 확인 사항 기록 / job placement", no_args_is_help=True)
 app.add_typer(jobs_app, name="jobs")
+housing_app = typer.Typer(help="주거지원: 주거 욕구 기록 / housing support", no_args_is_help=True)
+app.add_typer(housing_app, name="housing")
 staff_app = typer.Typer(help="직원 계정 / staff accounts", no_args_is_help=True)
 app.add_typer(staff_app, name="staff")
 outbox_app = typer.Typer(help="보낼 메일함: 대기·실패 메일, 다시 보내기 / the email outbox")
@@ -852,6 +854,54 @@ def jobs_facts(
         console.print(f"아직 모름 (still unknown): {', '.join(missing)}")
     else:
         console.print(f"다음 (next): yeongye approve {ref}")
+
+
+@housing_app.command("needs")
+def housing_needs(
+    ref: str = typer.Argument(..., help="주거지원 사례 번호 / housing-support case reference"),
+    arrears: bool | None = typer.Option(None, "--arrears/--no-arrears", help=housing.label("arrears")),
+    emergency: bool | None = typer.Option(None, "--emergency/--no-emergency", help=housing.label("emergency")),
+    housing_cost: bool | None = typer.Option(
+        None, "--housing-cost/--no-housing-cost", help=housing.label("housing-cost")
+    ),
+    moving_cost: bool | None = typer.Option(None, "--moving-cost/--no-moving-cost", help=housing.label("moving-cost")),
+    upgrade: bool | None = typer.Option(None, "--upgrade/--no-upgrade", help=housing.label("upgrade")),
+    transfer: bool | None = typer.Option(None, "--transfer/--no-transfer", help=housing.label("transfer")),
+    home_modification: bool | None = typer.Option(
+        None, "--home-modification/--no-home-modification", help=housing.label("home-modification")
+    ),
+    repairs: bool | None = typer.Option(None, "--repairs/--no-repairs", help=housing.label("repairs")),
+) -> None:
+    """상담에서 확인한 주거 욕구를 기록합니다 (등록부에만; 해결된 것은 --no-…); 그다음 yeongye approve /
+    record the housing needs found (registry only; --no-… when settled), then approve."""
+    given = {
+        "arrears": arrears,
+        "emergency": emergency,
+        "housing-cost": housing_cost,
+        "moving-cost": moving_cost,
+        "upgrade": upgrade,
+        "transfer": transfer,
+        "home-modification": home_modification,
+        "repairs": repairs,
+    }
+    db, who = _signed_in(get_settings())
+    try:
+        with db.transaction() as session:
+            case = cases.find_case(session, clean_text(ref, "case", ID_MAX))
+            access.check_work_on_case(session, who, case, "housing needs")
+            needs = housing.record_needs(
+                session, case, {k: v for k, v in given.items() if v is not None}, by=who.staff_id
+            )
+    except cases.CaseError as error:
+        raise _fail(str(error)) from None
+    console.print(f"{ref}: 주거 욕구 기록 (recorded)")
+    for code in needs:
+        support = housing.NEEDS[code]
+        console.print(f"  {housing.label(code)} → {support.agency_type}: {SERVICES[support.service][0]}")
+    if needs:
+        console.print(f"다음 (next): yeongye approve {ref}")
+    else:
+        console.print(f'남은 욕구 없음 (no need left): yeongye approve {ref} --reject --reason "…"')
 
 
 @app.command()

@@ -2,8 +2,8 @@
 
 safety check: a volunteer pair (자원봉사센터), else the 행정복지센터's worker, visits or calls →
   fine            → next check in a month → closure
-  needs a service → a hoarding / counselling / job-placement case for the same resident,
-                    or supplies from the 사회복지관 → closure
+  needs a service → a hoarding / counselling / job-placement / housing-support case for the
+                    same resident, or supplies from the 사회복지관 → closure
   no contact      → the check again within 24 hours → door check with the 관리사무소 within the
                     next 23 → welfare check by the police (else 119) at once: safe / emergency /
                     not found; these clocks run in hours, nights, weekends and holidays included
@@ -46,12 +46,18 @@ NEEDS_HOARDING = "needs-service-hoarding"
 NEEDS_MENTAL_HEALTH = "needs-service-mental-health"
 NEEDS_JOBS = "needs-service-jobs"
 NEEDS_SUPPLIES = "needs-service-supplies"
+NEEDS_HOUSING = "needs-service-housing"
 NO_CONTACT = "no-contact"
 CANNOT_LOCATE = "cannot-locate"
-NEEDS_OUTCOMES = (NEEDS_HOARDING, NEEDS_MENTAL_HEALTH, NEEDS_JOBS, NEEDS_SUPPLIES)
+NEEDS_OUTCOMES = (NEEDS_HOARDING, NEEDS_MENTAL_HEALTH, NEEDS_JOBS, NEEDS_SUPPLIES, NEEDS_HOUSING)
 CHECK_OUTCOMES = (FINE, *NEEDS_OUTCOMES, NO_CONTACT, CANNOT_LOCATE)
 # The intervention each need opens for the same resident.
-FOLLOW_ON = {NEEDS_HOARDING: "hoarding", NEEDS_MENTAL_HEALTH: "mh-counselling", NEEDS_JOBS: "job-placement"}
+FOLLOW_ON = {
+    NEEDS_HOARDING: "hoarding",
+    NEEDS_MENTAL_HEALTH: "mh-counselling",
+    NEEDS_JOBS: "job-placement",
+    NEEDS_HOUSING: "housing-support",
+}
 SUPPLIES = Need("welfare-center", "supplies")
 NEXT_CHECK = Need("volunteer-center", "safety-check")
 NEXT_CHECK_MONTHS = 1

@@ -1,0 +1,1 @@
+"""Housing support (주거지원): the flow in ``flow.py``."""
