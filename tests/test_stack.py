@@ -154,6 +154,8 @@ def test_stack_up_down_and_again(stack_dir: Path) -> None:
                 ("program", ["--kind", "mind-health"]),
                 ("outreach", ["--resident", "R-B-002"]),
                 ("job-placement", ["--resident", "R-B-002"]),
+                ("housing-support", ["--resident", "R-B-003"]),
+                ("linkage", ["--resident", "R-B-001", "--type", "smoking-cessation", "--service", "smoking-cessation"]),
             )
         }
         # The management office's file: the sweep opens an outreach case and the worker runs it.
