@@ -65,8 +65,10 @@ ACTIONS = {
     "login-failed": "로그인 실패 (failed log-in)",
     "logout": "로그아웃 (log-out)",
     "password-set": "비밀번호 설정 (password set)",
-    "housing-needs": "주거지원 필요 사항 기록 (housing needs recorded)",
-    "housing-needs-recorded": "주거지원 필요 사항 확인 (housing needs confirmed)",
+    "housing-needs": "주거지원 필요 사항 확인 (housing needs read for the handoffs)",
+    "housing-needs-recorded": "주거지원 필요 사항 기록 (housing needs recorded)",
+    "home-visit": "가정방문 확인 사항 확인 (home-visit findings read for the next steps)",
+    "home-visit-recorded": "가정방문 확인 사항 기록 (home-visit findings recorded)",
 }
 
 

@@ -32,13 +32,13 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import NamedTuple
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from registry.cases import CaseError, audit
-from registry.models import Case, HousingNeed
+from registry import findings
+from registry.models import Case
 
 HOUSING_SUPPORT = "housing-support"
+KIND = "housing-needs"  # the kind of finding a need is (``registry.findings``)
 
 
 class Support(NamedTuple):
@@ -82,8 +82,7 @@ def label(code: str) -> str:
 
 def needs_of(session: Session, case: Case) -> tuple[str, ...]:
     """The case's needs still to be met, in the table's order."""
-    recorded = set(session.scalars(select(HousingNeed.code).where(HousingNeed.case_id == case.id)))
-    return tuple(code for code in NEEDS if code in recorded)
+    return findings.codes_of(session, case, KIND, NEEDS)
 
 
 def record_needs(session: Session, case: Case, needs: Mapping[str, bool], *, by: str) -> tuple[str, ...]:
@@ -91,33 +90,7 @@ def record_needs(session: Session, case: Case, needs: Mapping[str, bool], *, by:
 
     Needs not named keep what was recorded, so a second round records only what changed.
     """
-    unknown = sorted(set(needs) - set(NEEDS))
-    if unknown:
-        raise CaseError(f"needs: 알 수 없는 항목 {', '.join(unknown)} (unknown need)")
-    if not needs:
-        raise CaseError("needs: 기록할 항목이 없습니다 (nothing to record)")
-    if case.status != "open":
-        raise CaseError(f"case: 사례 {case.ref}는 종결되었습니다 (case is closed)")
-    if case.intervention != HOUSING_SUPPORT or case.resident is None:
-        raise CaseError(f"case: 사례 {case.ref}는 주거지원 사례가 아닙니다 (not a housing-support case)")
-    recorded = {row.code: row for row in session.scalars(select(HousingNeed).where(HousingNeed.case_id == case.id))}
-    for code, present in needs.items():
-        if present and code not in recorded:
-            session.add(HousingNeed(case_id=case.id, code=code, recorded_by=by))
-        elif not present and code in recorded:
-            session.delete(recorded[code])
-    session.flush()
-    now = needs_of(session, case)
-    audit(
-        session,
-        case,
-        by,
-        "housing-needs-recorded",
-        added=sorted(c for c, p in needs.items() if p),
-        removed=sorted(c for c, p in needs.items() if not p),
-        needs=list(now),
-    )
-    return now
+    return findings.record(session, case, KIND, needs, known=NEEDS, intervention=HOUSING_SUPPORT, by=by)
 
 
 def handoff_waves(codes: Iterable[str]) -> list[list[Support]]:

@@ -504,18 +504,21 @@ class Act(Base):
     at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=_utc_now)
 
 
-class HousingNeed(Base):
-    """One housing need the coordinator assessed for a housing-support case (``registry.housing.NEEDS``).
+class CaseFinding(Base):
+    """One thing a coordinator found about a case, as a code of a kind (``registry.findings``).
 
-    Only the need's code is kept, never amounts or circumstances: the code is all a handoff
-    needs to choose the agency and the service. A row present is a need still to be met; the
-    coordinator removes it when it is settled, and the audit trail keeps every change.
+    The kinds are a housing-support case's needs (``registry.housing.NEEDS``) and what a hoarding
+    case's home visit found (``registry.hoarding.FINDINGS``). Only the code is kept, never amounts
+    or circumstances: the code is all the flow needs to choose its branch. A row present is a
+    finding that holds; the coordinator removes it when it no longer does (a need settled), and
+    the audit trail keeps every change.
     """
 
-    __tablename__ = "housing_need"
-    __table_args__ = (UniqueConstraint("case_id", "code"),)
+    __tablename__ = "case_finding"
+    __table_args__ = (UniqueConstraint("case_id", "kind", "code"),)
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     case_id: Mapped[int] = mapped_column(ForeignKey("case.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(32))
     code: Mapped[str] = mapped_column(String(32))
     recorded_by: Mapped[str] = mapped_column(String(64))
     recorded_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=_utc_now)

@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 
 from registry import conferences, mental_health
 from registry.calendar import SEOUL
-from registry.models import Approval, Case, Conference, FollowUp, OutboxMessage, Referral
+from registry.models import Approval, AuditEntry, Case, Conference, FollowUp, OutboxMessage, Referral
 
 OPEN_REFERRAL = ("requested", "received", "accepted", "in-progress", "on-hold")
 # Rungs of the deadline ladder (registry.escalation), by ``escalation_level``.
@@ -111,7 +111,22 @@ def case_timeline(session: Session, case: Case) -> dict[str, Any]:
             }
             for m in emails
         ],
+        "linked_cases": _linked_cases(session, case),
         "waiting_for": waiting,
+    }
+
+
+def _linked_cases(session: Session, case: Case) -> dict[str, Any]:
+    """The case that opened this one (a flow's follow-on), and the cases this one opened."""
+    opened = session.scalars(
+        select(AuditEntry)
+        .where(AuditEntry.case_id == case.id, AuditEntry.action == "follow-on")
+        .order_by(AuditEntry.id)
+    )
+    by = case.opened_by or ""
+    return {
+        "opened_by": by.removeprefix("case:") if by.startswith("case:") else None,
+        "opened": [{"case": e.detail["follow_on"], "intervention": e.detail["intervention"]} for e in opened],
     }
 
 

@@ -36,6 +36,11 @@ KIND_LABELS: dict[str, tuple[str, str]] = {
         "일자리 자격 확인 사항 기록 (기초연금·생계급여·직장가입·장기요양등급; 등록부에만)",
         "record the job eligibility facts (pensions, benefits, insurance, care grade; registry only)",
     ),
+    "home-visit-findings": (
+        "가정방문 확인 사항 기록 (위기·의사결정능력·후견인·안전; 등록부에만, 저장강박 가구가 아니면 반려와 사유)",
+        "record the home visit's findings (crisis, capacity, guardian, safety; registry only; reject with a reason"
+        " if it is no hoarding household)",
+    ),
     "housing-needs": (
         "주거 욕구 기록 (체납·주거비·긴급지원·이사·주거상향·주거이전·편의시설·집수리; 등록부에만, 없으면 반려와 사유)",
         "record the housing needs found (registry only; reject with a reason if there is none to meet)",
@@ -67,6 +72,10 @@ KIND_COMMANDS: dict[str, str] = {
         "yeongye jobs facts {case_ref} --basic-pension|--no-basic-pension --livelihood|--no-livelihood"
         " --employee-insured|--no-employee-insured --ltc-grade|--no-ltc-grade ;"
         " yeongye approve {case_ref}"
+    ),
+    "home-visit-findings": (
+        "yeongye hoarding findings {case_ref} --emergency|--administrative --lacks-capacity --no-guardian"
+        " --safety-risk (없으면 생략 / none: skip) ; yeongye approve {case_ref}"
     ),
     "housing-needs": (
         "yeongye housing needs {case_ref} --arrears --moving-cost … (해결된 것 / settled: --no-…) ;"

@@ -22,7 +22,7 @@ from flows.outreach.flow import outreach
 from registry import calendar, detection, housing
 from registry.catalog import AGENCY_TYPE_CODES, SERVICES
 from registry.db import Database
-from registry.models import AuditEntry, Case, HousingNeed, Referral, Resident
+from registry.models import AuditEntry, Case, CaseFinding, Referral, Resident
 from tasks.runtime import business_calendar
 from tests.driving import Answers, assert_not_in_prefect, coordinator_of, drive, read_case, token_of
 from yeongye import steering
@@ -269,7 +269,7 @@ def test_not_settled_gets_one_more_round_for_what_remains(
         ("housing-check-2", "housing-check", second_visit),
     ]
     with registry.transaction() as session:
-        assert session.scalars(select(HousingNeed.code).where(HousingNeed.case_id == case.id)).all() == ["upgrade"]
+        assert housing.needs_of(session, case) == ("upgrade",)
         audited = session.scalars(
             select(AuditEntry.detail).where(AuditEntry.case_id == case.id, AuditEntry.action == "housing-needs")
         ).all()
@@ -356,7 +356,7 @@ def test_launch_from_the_cli_and_bad_needs_write_nothing(
     assert "needs:" in said[2] and "nothing to record" in said[2]
     assert "housing needs" in said[3]
     with registry.transaction() as session:
-        assert session.scalars(select(HousingNeed)).all() == []
+        assert session.scalars(select(CaseFinding)).all() == []
 
     monkeypatch.setenv("YEONGYE_TOKEN", token_of(registry, "coord-d"))
     _answers, case = _drive(
@@ -372,4 +372,4 @@ def test_launch_from_the_cli_and_bad_needs_write_nothing(
             select(AuditEntry).where(AuditEntry.case_id == case.id, AuditEntry.action == "housing-needs-recorded")
         )
         assert recorded is not None and recorded.actor == "coord-d"
-        assert recorded.detail == {"added": ["repairs"], "removed": [], "needs": ["repairs"]}
+        assert recorded.detail == {"added": ["repairs"], "removed": [], "holds": ["repairs"]}

@@ -23,7 +23,7 @@ from rich.console import Console
 from rich.table import Table
 from sqlalchemy import select
 
-from registry import access, accounts, calendar, cases, deadlines, detection, housing, jobs, outbox, programs
+from registry import access, accounts, calendar, cases, deadlines, detection, hoarding, housing, jobs, outbox, programs
 from registry import audit as trail
 from registry.catalog import AGENCY_TYPE_CODES, SERVICES
 from registry.db import Database
@@ -60,6 +60,10 @@ jobs_app = typer.Typer(help="일자리 연계: 자격 확인 사항 기록 / job
 app.add_typer(jobs_app, name="jobs")
 housing_app = typer.Typer(help="주거지원: 주거 욕구 기록 / housing support", no_args_is_help=True)
 app.add_typer(housing_app, name="housing")
+hoarding_app = typer.Typer(
+    help="저장강박: 가정방문 확인 사항 기록 / hoarding: home-visit findings", no_args_is_help=True
+)
+app.add_typer(hoarding_app, name="hoarding")
 staff_app = typer.Typer(help="직원 계정 / staff accounts", no_args_is_help=True)
 app.add_typer(staff_app, name="staff")
 outbox_app = typer.Typer(help="보낼 메일함: 대기·실패 메일, 다시 보내기 / the email outbox")
@@ -490,6 +494,12 @@ def show_case(
         emails.add_row(str(m["id"]), m["to_agency"] or "(직원 staff)", m["subject"], status, str(m["attempts"]))
     console.print(emails)
     _print_failed_mail([m for m in timeline["emails"] if m["status"] == "failed"])
+    linked = timeline["linked_cases"]
+    if linked["opened_by"]:
+        console.print(f"[bold]이 사례를 연 사례 (opened by case):[/] {linked['opened_by']}")
+    if linked["opened"]:
+        opened = ", ".join(f"{c['case']} {c['intervention']}" for c in linked["opened"])
+        console.print(f"[bold]이 사례가 연 사례 (cases opened from this one):[/] {opened}")
     today = calendar.today(calendar.SystemClock()).isoformat()
     waiting = ", ".join(
         f"{w.get('agency') or w.get('key')} (~{w['due']}{', 기한 초과 overdue' if w['due'] < today else ''}"
@@ -902,6 +912,50 @@ def housing_needs(
         console.print(f"다음 (next): yeongye approve {ref}")
     else:
         console.print(f'남은 욕구 없음 (no need left): yeongye approve {ref} --reject --reason "…"')
+
+
+@hoarding_app.command("findings")
+def hoarding_findings(
+    ref: str = typer.Argument(..., help="저장강박 사례 번호 / hoarding case reference"),
+    emergency: bool | None = typer.Option(
+        None, "--emergency/--no-emergency", help=hoarding.label(hoarding.CRISIS_EMERGENCY)
+    ),
+    administrative: bool | None = typer.Option(
+        None, "--administrative/--no-administrative", help=hoarding.label(hoarding.CRISIS_ADMINISTRATIVE)
+    ),
+    lacks_capacity: bool | None = typer.Option(
+        None, "--lacks-capacity/--has-capacity", help=hoarding.label(hoarding.LACKS_CAPACITY)
+    ),
+    no_guardian: bool | None = typer.Option(
+        None, "--no-guardian/--has-guardian", help=hoarding.label(hoarding.NO_GUARDIAN)
+    ),
+    safety_risk: bool | None = typer.Option(
+        None, "--safety-risk/--no-safety-risk", help=hoarding.label(hoarding.SAFETY_RISK)
+    ),
+) -> None:
+    """가정방문에서 확인한 사항을 기록합니다 (등록부에만); 그다음 yeongye approve /
+    record what the home visit found (registry only), then approve."""
+    given = {
+        hoarding.CRISIS_EMERGENCY: emergency,
+        hoarding.CRISIS_ADMINISTRATIVE: administrative,
+        hoarding.LACKS_CAPACITY: lacks_capacity,
+        hoarding.NO_GUARDIAN: no_guardian,
+        hoarding.SAFETY_RISK: safety_risk,
+    }
+    db, who = _signed_in(get_settings())
+    try:
+        with db.transaction() as session:
+            case = cases.find_case(session, clean_text(ref, "case", ID_MAX))
+            access.check_work_on_case(session, who, case, "hoarding findings")
+            holds = hoarding.record_findings(
+                session, case, {k: v for k, v in given.items() if v is not None}, by=who.staff_id
+            )
+    except cases.CaseError as error:
+        raise _fail(str(error)) from None
+    console.print(f"{ref}: 가정방문 확인 사항 기록 (recorded)")
+    for code in holds:
+        console.print(f"  {hoarding.label(code)}")
+    console.print(f"다음 (next): yeongye approve {ref}")
 
 
 @app.command()

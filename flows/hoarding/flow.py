@@ -1,7 +1,10 @@
 """Hoarding remediation (저장강박 주거환경개선), as a coordinator draws it on the whiteboard.
 
-detection → home visit → written consent (hard gate) → case conference → the roles it gave out →
-budget → cleaning → repairs → mental-health linkage → aftercare → follow-ups at 1, 3, 6 months →
+detection → home visit → what it found: a crisis opens an emergency or administrative admission
+case, linked to this one (the police escort an administrative admission); a resident who cannot
+decide and has no one to decide for them gets a guardian first → written consent (hard gate) →
+case conference → the roles it gave out → budget → cleaning (with the police where the visit found
+a safety risk) → repairs → mental-health linkage → aftercare → follow-ups at 1, 3, 6 months →
 closure.
 
 Agencies and services follow the study's table 2 and the ordinance practice in
@@ -13,10 +16,14 @@ from __future__ import annotations
 
 from prefect import flow
 
+from registry.hoarding import Consequences
 from tasks.case import check_case, enter_stage, publish_timeline
 from tasks.conferences import hold_conference
 from tasks.gates import close_with_approval, consent_gate
 from tasks.handoffs import Need, ask, follow_up, hand_off
+from tasks.hoarding import home_visit_consequences
+from tasks.launching import launch_follow_on
+from tasks.referrals import record_legal_basis
 
 CONSENT_ATTEMPTS = 3
 FOLLOW_UP_MONTHS = (1, 3, 6)
@@ -34,8 +41,17 @@ CONSENTED_AGENCY_TYPES = [
     "elder-protection",
     "welfare-center",
     "family-center",
+    "police",
 ]
 PURPOSE = "hoarding-remediation"
+
+# No one can consent for a resident who cannot decide and has no guardian: the guardianship comes
+# first. 민법 §9① lets the head of the local government petition for it, which is the basis on
+# which these bodies learn who the resident is (registry.hoarding says what the reference leaves open).
+GUARDIANSHIP = [Need("elder-protection", "guardianship"), Need("district-office", "guardianship-petition")]
+GUARDIANSHIP_BASIS = "민법 §9① (성년후견개시 청구)"
+ADMISSION_ESCORT = Need("police", "admission-escort")
+SAFETY_SUPPORT = Need("police", "safety-support")
 
 
 @flow(name="hoarding", flow_run_name="{case_ref} hoarding 저장강박 주거환경개선", persist_result=True)
@@ -53,6 +69,18 @@ def hoarding(case_ref: str) -> str:
             Need("management-office", "environment-review"),
         ],
     )
+    visit = _home_visit(case_ref)
+    if visit is None:
+        return close_with_approval(case_ref, "no-hoarding-found")
+    if visit.admission:
+        # The admission runs by the law's own procedure in its own case; this one goes on beside it.
+        enter_stage(case_ref, f"follow-on-{visit.admission}")
+        launch_follow_on(case_ref, visit.admission)
+        if visit.admission == "administrative-admission":
+            hand_off(case_ref, "admission-escort", [ADMISSION_ESCORT])
+    if visit.guardianship:
+        record_legal_basis(case_ref, [n.agency_type for n in GUARDIANSHIP], GUARDIANSHIP_BASIS)
+        hand_off(case_ref, "guardianship", GUARDIANSHIP)
 
     consent = consent_gate(
         case_ref,
@@ -85,7 +113,10 @@ def hoarding(case_ref: str) -> str:
         return close_with_approval(case_ref, "budget-refused")
     hand_off(case_ref, "budget", [Need("district-office", "budget")])
 
-    hand_off(case_ref, "cleaning", [Need("cleaning-coop", "cleaning")])
+    cleaning = [Need("cleaning-coop", "cleaning")]
+    if visit.police_at_cleaning:
+        cleaning.append(SAFETY_SUPPORT)
+    hand_off(case_ref, "cleaning", cleaning)
 
     hand_off(
         case_ref,
@@ -96,13 +127,14 @@ def hoarding(case_ref: str) -> str:
         ],
     )
 
-    mental_health = [
-        Need("mental-health-center", "mental-health"),
-        Need("public-health-center", "treatment-linkage"),
-    ]
-    if consent.signer == "guardian":
-        mental_health.append(Need("elder-protection", "guardianship"))
-    hand_off(case_ref, "mental-health", mental_health)
+    hand_off(
+        case_ref,
+        "mental-health",
+        [
+            Need("mental-health-center", "mental-health"),
+            Need("public-health-center", "treatment-linkage"),
+        ],
+    )
 
     hand_off(
         case_ref,
@@ -120,3 +152,11 @@ def hoarding(case_ref: str) -> str:
         previous = months
 
     return close_with_approval(case_ref, "remediated")
+
+
+def _home_visit(case_ref: str) -> Consequences | None:
+    """The coordinator records what the home visit found and confirms it; None when they reject
+    (no hoarding household after all). A confirmation with nothing recorded means nothing of concern."""
+    if not ask(case_ref, "home-visit", "home-visit-findings", "coordinator"):
+        return None
+    return home_visit_consequences(case_ref)
