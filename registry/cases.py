@@ -15,6 +15,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from registry import audit as trail
+from registry import interventions
 from registry.calendar import SEOUL
 from registry.catalog import HEALTH_SERVICES, NEUTRAL_SERVICE, service_label
 from registry.models import (
@@ -30,22 +31,8 @@ from registry.models import (
     Staff,
 )
 
-INTERVENTIONS = (
-    "hoarding",
-    "emergency-admission",
-    "administrative-admission",
-    "mh-counselling",
-    "dementia-screening",
-    # A partner programme for a whole complex (registry.programs.KINDS says which one).
-    "program",
-    # A first visit to a resident the detection sweep flagged (registry.detection).
-    "outreach",
-    "job-placement",
-    # A referral to any agency type for a named service (registry.linkage).
-    "linkage",
-    # Help with housing itself: arrears, housing costs, a move, home modification (registry.housing).
-    "housing-support",
-)
+# Every intervention a case can be of: the flows of the catalogue that open cases.
+INTERVENTIONS = interventions.INTERVENTIONS
 # Interventions for a complex rather than one resident (a joint programme): their case has no resident.
 GROUP_INTERVENTIONS = ("program",)
 

@@ -26,7 +26,11 @@ import re
 from collections.abc import Callable
 from enum import Enum
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
+from uuid import UUID
 
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.objects import FlowRunInput
+from prefect.context import FlowRunContext
 from prefect.flow_runs import suspend_flow_run
 from prefect.input import RunInput
 from pydantic import BaseModel, Field, ValidationError, create_model
@@ -284,11 +288,56 @@ R = TypeVar("R")
 
 
 def wait_for(form: type[Form], key: str, description: str) -> Form:
-    """Suspend the case until someone fills in ``form``; on replay, return what they sent."""
+    """Suspend the case until someone fills in ``form``; on replay, return what they sent.
+
+    A wait answered before is not asked of Prefect one by one (a rejected suspension and a read,
+    two calls per earlier wait, growing with the case): every answer the run has is read once per
+    execution (``_answered``) and the form made from it. Only a wait with no answer yet suspends.
+    """
+    answered = _answered().get(response_key(key))
+    if answered is not None:
+        return form.load_from_flow_run_input(answered)
     return suspend_flow_run(  # type: ignore[return-value]
         wait_for_input=form.with_initial_data(description=description),
         key=key,
     )
+
+
+def response_key(pause_key: str) -> str:
+    """Where Prefect keeps the answer to the wait ``pause_key``: the response key of the keyset of a
+    Suspended state (``prefect.input.run_input.keyset_from_paused_state``). A Prefect internal,
+    pinned by ``tests/test_prefect_internals.py``."""
+    return f"{_SUSPENDED_PREFIX}{pause_key}-response"
+
+
+_SUSPENDED_PREFIX = "suspended-"
+# The answers of each execution, read on the first wait it meets: (flow run id, run count) -> key -> input.
+_ANSWERS: dict[tuple[UUID, int], dict[str, FlowRunInput]] = {}
+_ANSWERS_READ_AT_MOST = 10_000  # inputs of one run: 2 or 3 per wait (schema, description, answer)
+
+
+def _answered() -> dict[str, FlowRunInput]:
+    """Every answered wait of the running flow run, read once per execution.
+
+    An answer never changes once given, and a wait this execution reaches for the first time has
+    none yet (the answer comes only after the run suspends, in the next execution), so the read
+    stays true for the whole execution. Outside a flow run (a unit test of a form) there is none.
+    """
+    context = FlowRunContext.get()
+    if context is None or context.flow_run is None:
+        return {}
+    execution = (context.flow_run.id, context.flow_run.run_count)
+    if execution not in _ANSWERS:
+        _ANSWERS.clear()  # one execution at a time in a process, as a worker's child runs it
+        with get_client(sync_client=True) as client:
+            inputs = client.filter_flow_run_input(
+                flow_run_id=context.flow_run.id,
+                key_prefix=_SUSPENDED_PREFIX,
+                limit=_ANSWERS_READ_AT_MOST,
+                exclude_keys=set(),
+            )
+        _ANSWERS[execution] = {i.key: i for i in inputs if i.key.endswith("-response")}
+    return _ANSWERS[execution]
 
 
 class Again(Enum):

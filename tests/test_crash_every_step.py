@@ -1,6 +1,6 @@
 """One hoarding case killed (SIGKILL) after every step it takes, from intake to closure.
 
-The case's flow run executes in a process of its own (forked from a warm parent,
+The case's flow run executes in a process of its own (forked from the warm fork server,
 ``tests.flowrun_process``), which kills itself right after each task that did work
 (``tasks.failpoints``, ``every-new-task``): each execution gets exactly one step further, then
 dies as an out-of-memory kill would leave it. The test then does what the worker and the stack
@@ -107,7 +107,7 @@ def test_a_case_killed_after_every_step_still_closes_and_sends_each_email_once(
     }
     script = Script(registry, launched.case_ref)
     started = time.monotonic()
-    with Executor("flows.hoarding.flow:hoarding", env) as executor:
+    with Executor("hoarding", env) as executor:
         state, kills, executions = _drive_with_kills(executor, script, launched.flow_run_id)
     print(f"{kills} kills in {executions} executions, {time.monotonic() - started:.0f} s")
 

@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Any
 
 import typer
-from prefect.settings import PREFECT_API_URL
 from rich.console import Console
 from rich.table import Table
 from sqlalchemy import select
@@ -33,7 +32,6 @@ from registry.models import Agency, AuditEntry, Case, HolidayOverride, OutboxMes
 from registry.text import ID_MAX, clean_text
 from registry.timeline import case_timeline
 from templates import weekday
-from yeongye import prefect_api, steering
 from yeongye.mailcapture import read_captured
 from yeongye.settings import RegistryUnavailable, Settings, get_settings
 
@@ -145,6 +143,10 @@ def _prefect(settings: Settings) -> Iterator[None]:
 
     An API URL already configured for Prefect (environment or profile) wins over the default port.
     """
+    from prefect.settings import PREFECT_API_URL
+
+    from yeongye import prefect_api  # imports Prefect: only for the commands that need it
+
     url = settings.stack_info().get("prefect_api_url") or PREFECT_API_URL.value() or settings.prefect_api_url
     with prefect_api.connected(settings, url):
         yield
@@ -163,6 +165,7 @@ def up(
     ),
 ) -> None:
     """로컬 스택 실행: 내장 PostgreSQL, Prefect 서버·UI, 워커, 메일 캡처 (Ctrl-C로 종료)."""
+    from yeongye import prefect_api, steering  # imports Prefect: only for the commands that need it
     from yeongye.processes import StackError
     from yeongye.stack import StackInfo, configure_logging, run_stack
 
@@ -389,6 +392,8 @@ def launch(
     ),
 ) -> None:
     """사례를 열고 개입 flow를 시작합니다 / open a case and start its intervention flow."""
+    from yeongye import steering  # imports Prefect: only for the commands that need it
+
     settings = get_settings()
     parameters = {name: value for name, value in (("sessions", sessions), ("seats", seats)) if value is not None}
     db, who = _signed_in(settings)
@@ -547,6 +552,8 @@ def conference_schedule(
     duration: int = typer.Option(90, "--duration", help="회의 시간(분) / duration in minutes"),
 ) -> None:
     """통합사례회의 일시·장소를 정하거나 옮깁니다; 기관에 초대 메일(달력 초대 포함)이 갑니다."""
+    from yeongye import steering  # imports Prefect: only for the commands that need it
+
     settings = get_settings()
     try:
         with _prefect(settings):
@@ -574,6 +581,8 @@ def conference_minutes(
     reason: str = typer.Option("", "--reason", help="사유 / reason"),
 ) -> None:
     """통합사례회의 결과를 기록합니다: 회의록, 기관별 역할(다음 단계의 연계), 진행 여부."""
+    from yeongye import steering  # imports Prefect: only for the commands that need it
+
     minutes = None
     if file is not None:
         try:
@@ -692,6 +701,8 @@ def approve(
 
     (approve or reject the decision or consent the case waits for, as the logged-in member of staff)
     """
+    from yeongye import steering  # imports Prefect: only for the commands that need it
+
     settings = get_settings()
     db, who = _signed_in(settings)
     try:
@@ -723,6 +734,8 @@ def respond(
 
     (record an agency's answer, e.g. taken by phone, in the name of the logged-in member of staff)
     """
+    from yeongye import steering  # imports Prefect: only for the commands that need it
+
     settings = get_settings()
     db, who = _signed_in(settings)
     try:
@@ -741,6 +754,8 @@ def reroute(
     reason: str = typer.Option("", "--reason", help="사유 / reason"),
 ) -> None:
     """같은 유형의 기관이 더 없을 때 다음 기관을 지정하거나 연계를 건너뜁니다 (담당 주거복지사의 결정)."""
+    from yeongye import steering  # imports Prefect: only for the commands that need it
+
     if bool(agency) == skip:
         raise _fail("--agency / --skip: 둘 중 하나만 주십시오 (give exactly one of --agency and --skip)")
     settings = get_settings()
@@ -787,6 +802,8 @@ def emergency_scene(
     (record the scene of an emergency admission in one go, each with its time: request, consents, escort, admission;
     the hold of §50③ runs from the recorded admission)
     """
+    from yeongye import steering  # imports Prefect: only for the commands that need it
+
     for given, refused, option, refusal in (
         (doctor, doctor_refused, "--doctor", "--doctor-refused"),
         (police_consent, police_refused, "--police-consent", "--police-refused"),
@@ -1090,6 +1107,8 @@ def _print_failed_mail(failed: list[dict[str, Any]]) -> None:
 @app.command("deadlines")
 def run_deadlines() -> None:
     """기한 점검을 지금 실행합니다 (평소에는 근무시간 매시 자동) / run the deadline sweep now."""
+    from yeongye import steering  # imports Prefect: only for the commands that need it
+
     settings = get_settings()
     _db, who = _signed_in(settings)
     try:
@@ -1108,6 +1127,8 @@ def run_sweep(
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """위기가구 발굴: 신호 파일을 들여와 규칙별로 표시하고 outreach 사례를 엽니다 / detection sweep."""
+    from yeongye import steering  # imports Prefect: only for the commands that need it
+
     settings = get_settings()
     db, who = _signed_in(settings)
     try:

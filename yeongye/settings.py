@@ -89,6 +89,13 @@ class Settings(BaseSettings):
     language: Literal["ko", "en"] = "ko"
     work_pool: str = "yeongye"
     worker_limit: int = Field(default=8, description="Flow runs one worker executes at once.")
+    worker_executor: Literal["fork", "process"] = Field(
+        default="fork",
+        description="fork: each execution forked from a warm process (yeongye.forkserver); process: Prefect's own.",
+    )
+    worker_query_seconds: float = Field(
+        default=0.5, description="How often the worker asks Prefect for flow runs to execute (seconds)."
+    )
     log_format: Literal["console", "json"] = "console"
     due_business_days: dict[str, int] = Field(
         default_factory=dict,

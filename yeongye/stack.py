@@ -209,7 +209,7 @@ def _start_and_wait(
     worker_started = datetime.now(UTC)
     worker = Child(
         "Prefect worker",
-        worker_command(settings.work_pool, settings.worker_limit, WORKER_NAME),
+        worker_command(settings.work_pool, settings.worker_limit, WORKER_NAME, settings.worker_executor),
         worker_env(settings, databases.registry_url),
         logs / "worker.log",
         cwd=PROJECT_ROOT,
@@ -458,7 +458,7 @@ def worker_env(settings: Settings, registry_url: str) -> dict[str, str]:
         {
             "PREFECT_API_URL": settings.prefect_api_url,
             "PREFECT_HOME": str(_prefect_home(settings)),
-            "PREFECT_WORKER_QUERY_SECONDS": "2",
+            "PREFECT_WORKER_QUERY_SECONDS": str(settings.worker_query_seconds),
             "PREFECT_RESULTS_PERSIST_BY_DEFAULT": "true",
             "PREFECT_LOGGING_EXTRA_LOGGERS": "yeongye",
             "PREFECT_RESULTS_LOCAL_STORAGE_PATH": str(settings.results_dir.resolve()),
@@ -476,9 +476,12 @@ def worker_env(settings: Settings, registry_url: str) -> dict[str, str]:
     return env
 
 
-def worker_command(pool: str, limit: int, name: str) -> list[str]:
-    """The stack's worker: ``yeongye.worker`` (Prefect's process worker without its quick-resume crash)."""
-    return [sys.executable, "-m", "yeongye.worker", "--pool", pool, "--limit", str(limit), "--name", name]
+def worker_command(pool: str, limit: int, name: str, executor: str = "fork") -> list[str]:
+    """The stack's worker: ``yeongye.worker`` (Prefect's process worker, warm, without its quick-resume crash)."""
+    return [
+        sys.executable,
+        *("-m", "yeongye.worker", "--pool", pool, "--limit", str(limit), "--name", name, "--executor", executor),
+    ]
 
 
 def prefect_command(*args: str) -> list[str]:

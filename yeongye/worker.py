@@ -1,4 +1,9 @@
-"""The stack's Prefect process worker: Prefect's own, minus a crash on quickly resumed flow runs.
+"""The stack's Prefect process worker: Prefect's own, executing warm, minus a crash on quickly resumed runs.
+
+Warm: each execution of a flow run is a child forked from ``yeongye.forkserver``, which imported
+Prefect and every flow once, instead of the two fresh interpreters Prefect's process worker starts
+per execution. It is still one process per execution (a kill -9 takes only that execution). With
+``--executor process`` the worker executes as Prefect's does, for comparison (``bench/``).
 
 Why not ``prefect worker start``: a case answered several times within seconds resumes its
 suspended flow run while the worker still holds the concurrency slot of the run's previous
@@ -8,7 +13,7 @@ worker then asks its limiter for a second slot for the same flow run id, anyio r
 whole worker dies (Prefect issues #10632 and #16806). ``YeongyeWorker`` leaves such a run for a
 later poll, by which time the slot is free; everything else is Prefect's ``ProcessWorker``.
 
-Run as ``python -m yeongye.worker --pool yeongye --limit 8 --name yeongye-local``; the Prefect
+Run as ``python -m yeongye.worker --pool yeongye --limit 8 --name yeongye-local [--executor fork|process]``; the Prefect
 settings (API URL, query seconds, ...) come from the environment, as for ``prefect worker start``.
 """
 
@@ -17,16 +22,87 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import signal
+import sys
 import warnings
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
+from uuid import UUID
 
+import anyio.abc
 from prefect.utilities.processutils import setup_signal_handlers_worker
-from prefect.workers.process import ProcessWorker
+from prefect.workers.process import ProcessJobConfiguration, ProcessWorker, ProcessWorkerResult
+
+from yeongye import forkserver
 
 if TYPE_CHECKING:
     from prefect.client.orchestration import PrefectClient
     from prefect.client.schemas.objects import FlowRun
     from prefect.client.schemas.responses import WorkerFlowRunResponse
+
+EXECUTORS = ("fork", "process")
+
+
+class ForkServer:
+    """The worker's side of ``yeongye.forkserver``: start it, ask it to execute, learn each exit.
+
+    If the server dies the worker cannot execute anything: it stops itself (SIGTERM, Prefect's
+    graceful worker stop), and the stack's supervisor restarts the worker, which starts a new
+    server. Executions already forked go on and report their own states to Prefect.
+    """
+
+    def __init__(self) -> None:
+        self._process: asyncio.subprocess.Process | None = None
+        self._started: dict[str, asyncio.Future[int]] = {}
+        self._exited: dict[int, asyncio.Future[int]] = {}
+        self._early: dict[int, int] = {}  # exits read before their start was claimed
+        self._lock = asyncio.Lock()
+
+    async def start(self) -> None:
+        self._process = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "yeongye.forkserver", stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE
+        )
+        assert self._process.stdout is not None
+        ready = (await self._process.stdout.readline()).decode().strip()
+        if ready != forkserver.READY:
+            raise RuntimeError(f"fork server did not start (exit {await self._process.wait()})")
+        asyncio.get_running_loop().create_task(self._read())
+
+    async def execute(self, flow_run_id: str, flow_name: str) -> tuple[int, asyncio.Future[int]]:
+        """Fork an execution; returns its pid and a future of its exit code."""
+        assert self._process is not None and self._process.stdin is not None
+        loop = asyncio.get_running_loop()
+        async with self._lock:  # one request at a time: a start line answers the request before it
+            started = self._started[flow_run_id] = loop.create_future()
+            self._process.stdin.write(f"{flow_run_id} {flow_name}\n".encode())
+            await self._process.stdin.drain()
+            pid = await started
+        exited = self._exited.setdefault(pid, loop.create_future())
+        if pid in self._early:
+            exited.set_result(self._early.pop(pid))
+        return pid, exited
+
+    async def _read(self) -> None:
+        assert self._process is not None and self._process.stdout is not None
+        async for raw in self._process.stdout:
+            word, first, second = raw.decode().split()
+            if word == "started":
+                self._started.pop(first).set_result(int(second))
+            else:
+                pid, code = int(first), int(second)
+                future = self._exited.pop(pid, None)
+                if future is None:
+                    self._early[pid] = code
+                else:
+                    future.set_result(code)
+        for future in [*self._started.values(), *self._exited.values()]:
+            future.set_exception(RuntimeError("fork server exited"))
+        print("fork server exited: stopping the worker for the stack to restart it", flush=True)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    async def stop(self) -> None:
+        if self._process is not None and self._process.stdin is not None:
+            self._process.stdin.close()
+            await self._process.wait()
 
 
 with warnings.catch_warnings():
@@ -38,6 +114,27 @@ with warnings.catch_warnings():
         """A ``ProcessWorker`` that never submits a flow run whose previous execution still holds a slot."""
 
         type = "process"
+
+        def __init__(self, *args: Any, forks: ForkServer | None = None, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            self._forks = forks
+            self._flow_names: dict[UUID, str] = {}
+
+        async def run(
+            self,
+            flow_run: FlowRun,
+            configuration: ProcessJobConfiguration,
+            task_status: anyio.abc.TaskStatus[int] | None = None,
+        ) -> ProcessWorkerResult:
+            """Execute in a child of the fork server; without one, as Prefect's process worker does."""
+            if self._forks is None:
+                return await super().run(flow_run, configuration, task_status)
+            if flow_run.flow_id not in self._flow_names:
+                self._flow_names[flow_run.flow_id] = (await self.client.read_flow(flow_run.flow_id)).name
+            pid, exited = await self._forks.execute(str(flow_run.id), self._flow_names[flow_run.flow_id])
+            if task_status is not None:
+                task_status.started(pid)
+            return ProcessWorkerResult(status_code=await exited, identifier=str(pid))
 
         async def _submit_scheduled_flow_runs(self, flow_run_response: list[WorkerFlowRunResponse]) -> list[FlowRun]:
             holding = set(self._limiter.statistics().borrowers) if self._limiter else set()
@@ -74,10 +171,17 @@ def _print(*args: object, **_style: object) -> None:
     print(*args, flush=True)
 
 
-async def serve(pool: str, limit: int, name: str) -> None:
+async def serve(pool: str, limit: int, name: str, executor: str = "fork") -> None:
     """Run the worker until interrupted, as ``prefect worker start`` does (``start()`` enters its context)."""
-    worker = YeongyeWorker(name=name, work_pool_name=pool, limit=limit)
-    await worker.start(printer=_print)
+    forks = ForkServer() if executor == "fork" else None
+    if forks is not None:
+        await forks.start()
+    worker = YeongyeWorker(name=name, work_pool_name=pool, limit=limit, forks=forks)
+    try:
+        await worker.start(printer=_print)
+    finally:
+        if forks is not None:
+            await forks.stop()
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -85,12 +189,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--pool", required=True, help="work pool to poll")
     parser.add_argument("--limit", type=int, required=True, help="flow runs executed at once")
     parser.add_argument("--name", required=True, help="worker name (heartbeats are looked up by it)")
+    parser.add_argument("--executor", choices=EXECUTORS, default="fork", help="fork (warm, default) or process")
     args = parser.parse_args(argv)
     # Prefect's worker signal handling: the first SIGTERM/SIGINT stops polling and lets running
     # flow runs go on, a second one kills. yeongye.processes stops children relying on this.
     setup_signal_handlers_worker(os.getpid(), "the yeongye worker", _print)
     try:
-        asyncio.run(serve(args.pool, args.limit, args.name))
+        asyncio.run(serve(args.pool, args.limit, args.name, args.executor))
     except KeyboardInterrupt:
         print(f"워커 {args.name!r} 중지 (worker stopped)", flush=True)
 
