@@ -7,8 +7,8 @@ SMTP capture of the test's own, so the mail server can go down and come back. Th
    first two executions (launch → first agency answer wait, first answer → second answer wait).
    For each boundary k one more case is launched whose flow-run process SIGKILLs itself right
    after its kth task (``tasks.failpoints``). The worker marks the run Crashed; the stack's
-   recovery runs it again. Every case is driven to its consent wait.
-2. **SMTP down for five minutes** from before those launches until every case waits for consent:
+   recovery runs it again. Every case is driven to the home-visit findings its coordinator confirms.
+2. **SMTP down for five minutes** from before those launches until every case waits for its coordinator:
    no flow run fails, and once the server is back every message arrives exactly once.
 3. **The Prefect server killed** (kill -9) with every case waiting: the stack restarts it.
 4. **The worker killed while ten cases resume**: all reach their next wait, then the rest too.
@@ -65,6 +65,10 @@ def _residents(count: int) -> list[dict[str, object]]:
     ]
 
 
+# Where every case of this test is brought: the coordinator confirms what the home visit found.
+HOME_VISIT = "decision-home-visit"
+
+
 def _waiting_at(refs: Iterable[str], db: Database, prefix: str) -> set[str]:
     """The cases whose flow run is suspended on a wait whose key starts with ``prefix``."""
     runs: dict[str, str] = {}
@@ -94,7 +98,7 @@ def _wait_until_all_at(refs: list[str], db: Database, prefix: str, timeout: floa
 
 
 def _coordinator(db: Database, ref: str) -> Principal:
-    """The case's coordinator, logged in: who records agencies' answers and consent."""
+    """The case's coordinator, logged in: who records agencies' answers and confirms the home visit."""
     return signed_in(db, read_case(db, ref).coordinator_id)
 
 
@@ -180,7 +184,7 @@ def test_kill_smtp_outage_server_and_worker_restarts(stack_dir: Path) -> None:
             for ref in [*refs, calibration.case_ref]:
                 _answer_one(db, ref)
             everyone = [*refs, calibration.case_ref]
-            _wait_until_all_at(everyone, db, "consent")
+            _wait_until_all_at(everyone, db, HOME_VISIT)
             fired = sorted(p.stem for p in plans.glob("*.fired"))
             assert fired == sorted(ref for ref, k in crashing.items() if k), "every planned crash happened"
             assert _failed_runs(api) == []
@@ -203,7 +207,7 @@ def test_kill_smtp_outage_server_and_worker_restarts(stack_dir: Path) -> None:
             with db.transaction() as session:
                 stored = {m.idempotency_key for m in session.query(OutboxMessage)}
             assert set(keys) == stored and max(keys.values()) == 1
-            for ref in everyone:  # two agencies asked, and the coordinator asked to record consent
+            for ref in everyone:  # two agencies asked, and the coordinator asked to confirm the home visit
                 assert sum(1 for key in keys if key.startswith(f"{ref}:")) >= 3, ref
 
             # The Prefect server dies with every case waiting: the stack brings it back.
@@ -219,17 +223,17 @@ def test_kill_smtp_outage_server_and_worker_restarts(stack_dir: Path) -> None:
                     pass
                 assert time.monotonic() < deadline, "the Prefect server did not come back"
                 time.sleep(1)
-            assert _waiting_at(everyone, db, "consent") == set(everyone)
+            assert _waiting_at(everyone, db, HOME_VISIT) == set(everyone)
 
             # Ten cases resume and the worker is killed meanwhile: all of them get on, then the rest.
-            # Each case's coordinator records the resident's written consent.
+            # Each case's coordinator confirms the home visit (nothing of concern recorded).
             for ref in everyone[:10]:
                 steering.approve(db, ref, approved=True, by=_coordinator(db, ref))
             kill_worker_and_wait_for_the_new_one(api, data_dir)
-            _wait_until_all_at(everyone[:10], db, "schedule")
+            _wait_until_all_at(everyone[:10], db, "consent")
             for ref in everyone[10:]:
                 steering.approve(db, ref, approved=True, by=_coordinator(db, ref))
-            _wait_until_all_at(everyone, db, "schedule")
+            _wait_until_all_at(everyone, db, "consent")
             assert _failed_runs(api) == []
             assert recovery.examine(db, repair=False) == []
         db.dispose()

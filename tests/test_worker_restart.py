@@ -117,3 +117,59 @@ def test_case_survives_worker_restart_and_sends_nothing_twice(
     keys = Counter(m.headers["X-Yeongye-Key"] for m in read_captured(mail.mail_dir))
     assert len(keys) >= 20
     assert set(keys.values()) == {1}, [k for k, n in keys.items() if n > 1]
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(900)
+def test_two_executors_share_the_cases_and_a_case_moves_between_them(
+    prefect_server: None, registry: Database, mail: MailCapture, results_dir: Path, tmp_path: Path
+) -> None:
+    """Two workers (each with its warm fork server) poll one Prefect server, their results in one
+    directory standing in for a network store. Cases suspended on one resume on the other, finish,
+    and send each email once."""
+    env = _env(registry, results_dir, tmp_path)
+    subprocess.run(
+        prefect_command("work-pool", "create", "yeongye", "--type", "process", "--overwrite"),
+        env=env,
+        check=True,
+        capture_output=True,
+    )
+    subprocess.run(
+        prefect_command("--no-prompt", "deploy", "--all"), cwd=PROJECT_ROOT, env=env, check=True, capture_output=True
+    )
+    logs = [tmp_path / "worker-a.log", tmp_path / "worker-b.log"]
+    workers = [_start_worker(env, log) for log in logs]
+    try:
+        launched = [
+            steering.launch(
+                registry,
+                intervention="hoarding",
+                complex_code=complex_code,
+                resident_ref=f"R-{complex_code}-001",
+                by=coordinator_of(registry, complex_code),
+            )
+            for complex_code in "ABC"
+        ]
+        open_cases = {c.case_ref: (c.flow_run_id, Script(registry, c.case_ref)) for c in launched}
+        for _ in range(40):
+            for case_ref, (flow_run_id, script) in list(open_cases.items()):
+                if _wait_until_paused_or_final(flow_run_id) == "COMPLETED":
+                    del open_cases[case_ref]
+                else:
+                    script.answer(steering.current_wait(registry, case_ref))
+            if not open_cases:
+                break
+    finally:
+        for worker in workers:
+            _stop_worker(worker)
+
+    assert open_cases == {}
+    keys = Counter(m.headers["X-Yeongye-Key"] for m in read_captured(mail.mail_dir))
+    assert len(keys) >= 60
+    assert set(keys.values()) == {1}, [k for k, n in keys.items() if n > 1]
+    executed = [
+        {line.split("flow run ")[1].split(":")[0] for line in log.read_text().splitlines() if "forked as pid" in line}
+        for log in logs
+    ]
+    assert all(executed), "each worker executed some run"
+    assert executed[0] & executed[1], "a case suspended on one worker resumed on the other"

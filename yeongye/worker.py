@@ -132,6 +132,7 @@ with warnings.catch_warnings():
             if flow_run.flow_id not in self._flow_names:
                 self._flow_names[flow_run.flow_id] = (await self.client.read_flow(flow_run.flow_id)).name
             pid, exited = await self._forks.execute(str(flow_run.id), self._flow_names[flow_run.flow_id])
+            self._logger.info("flow run %s: execution %s forked as pid %s", flow_run.id, flow_run.run_count, pid)
             if task_status is not None:
                 task_status.started(pid)
             return ProcessWorkerResult(status_code=await exited, identifier=str(pid))
