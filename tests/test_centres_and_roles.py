@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from argon2 import PasswordHasher
 from sqlalchemy import func, select
 from typer.testing import CliRunner, Result
 
@@ -189,6 +190,13 @@ def test_a_coordinator_cannot_take_the_supervisors_decision(
     with registry.transaction() as session:
         budget = session.scalar(select(Approval).where(Approval.case_id == case.id, Approval.kind == "budget"))
         assert budget is not None and (budget.status, budget.decided_by) == ("approved", "supervisor-1")
+
+
+def test_a_wrong_id_costs_what_a_wrong_password_costs() -> None:
+    """The hash a wrong id is checked against has the parameters every stored password gets, so
+    verifying it takes as long: a log-in's time does not tell whether the id exists."""
+    assert not PasswordHasher().check_needs_rehash(accounts.DUMMY_HASH)
+    assert PasswordHasher().check_needs_rehash(accounts.DUMMY_HASH.replace("t=3", "t=2"))
 
 
 def test_log_in_log_out_and_passwords(registry: Database, monkeypatch: pytest.MonkeyPatch) -> None:
