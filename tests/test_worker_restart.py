@@ -5,6 +5,7 @@ Runs the deployments of prefect.yaml in a real process worker, exactly as `yeong
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -12,10 +13,12 @@ import time
 from collections import Counter
 from pathlib import Path
 
+import psutil
 import pytest
 from prefect.settings import PREFECT_API_URL
 
 from registry.db import Database
+from tests.conftest import PG_URL
 from tests.driving import Script, coordinator_of, read_run
 from yeongye import steering
 from yeongye.mailcapture import MailCapture, read_captured
@@ -50,12 +53,14 @@ def _start_worker(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
 def _stop_worker(worker: subprocess.Popen[bytes]) -> None:
     """SIGTERM twice (the worker ignores the first for a long time), then wait for the whole group."""
     for _ in range(2):
-        os.killpg(worker.pid, signal.SIGTERM)
+        with contextlib.suppress(ProcessLookupError):  # it may have stopped on its own
+            os.killpg(worker.pid, signal.SIGTERM)
         time.sleep(1)
     try:
         worker.wait(timeout=30)
     except subprocess.TimeoutExpired:
-        os.killpg(worker.pid, signal.SIGKILL)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(worker.pid, signal.SIGKILL)
         worker.wait()
 
 
@@ -121,12 +126,14 @@ def test_case_survives_worker_restart_and_sends_nothing_twice(
 
 @pytest.mark.slow
 @pytest.mark.timeout(900)
+@pytest.mark.skipif(not PG_URL, reason="two workers need Prefect on PostgreSQL (YEONGYE_TEST_DATABASE_URL; CI sets it)")
+@pytest.mark.parametrize(("registry_url", "prefect_database"), [("postgresql", "postgresql")], indirect=True)
 def test_two_executors_share_the_cases_and_a_case_moves_between_them(
-    prefect_server: None, registry: Database, mail: MailCapture, results_dir: Path, tmp_path: Path
+    prefect_database: str, registry: Database, mail: MailCapture, results_dir: Path, tmp_path: Path
 ) -> None:
-    """Two workers (each with its warm fork server) poll one Prefect server, their results in one
-    directory standing in for a network store. Cases suspended on one resume on the other, finish,
-    and send each email once."""
+    """Two workers (each with its warm fork server) poll one Prefect server on PostgreSQL (on SQLite
+    two busy workers get "database is locked"), their results in one directory standing in for a
+    network store. Cases suspended on one resume on the other, finish, and send each email once."""
     env = _env(registry, results_dir, tmp_path)
     subprocess.run(
         prefect_command("work-pool", "create", "yeongye", "--type", "process", "--overwrite"),
@@ -173,3 +180,52 @@ def test_two_executors_share_the_cases_and_a_case_moves_between_them(
     ]
     assert all(executed), "each worker executed some run"
     assert executed[0] & executed[1], "a case suspended on one worker resumed on the other"
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(900)
+def test_a_killed_fork_server_stops_its_worker_and_the_case_goes_on(
+    prefect_server: None, registry: Database, mail: MailCapture, results_dir: Path, tmp_path: Path
+) -> None:
+    """kill -9 of the warm process executions are forked from: the worker stops itself (the stack's
+    supervisor would start it again; here the test does), nothing is left Crashed or sent twice, and
+    the case finishes on the next worker."""
+    env = _env(registry, results_dir, tmp_path)
+    subprocess.run(
+        prefect_command("work-pool", "create", "yeongye", "--type", "process", "--overwrite"),
+        env=env,
+        check=True,
+        capture_output=True,
+    )
+    subprocess.run(
+        prefect_command("--no-prompt", "deploy", "--all"), cwd=PROJECT_ROOT, env=env, check=True, capture_output=True
+    )
+    first = _start_worker(env, tmp_path / "worker-1.log")
+    try:
+        launched = steering.launch(
+            registry,
+            intervention="hoarding",
+            complex_code="F",
+            resident_ref="R-F-001",
+            by=coordinator_of(registry, "F"),
+        )
+        assert _wait_until_paused_or_final(launched.flow_run_id) == "PAUSED"
+        (server,) = [p for p in psutil.Process(first.pid).children() if "yeongye.forkserver" in " ".join(p.cmdline())]
+        server.kill()
+        assert first.wait(timeout=60) is not None  # the worker stopped itself
+    finally:
+        _stop_worker(first)
+    assert "fork server exited" in (tmp_path / "worker-1.log").read_text()
+
+    script = Script(registry, launched.case_ref)
+    second = _start_worker(env, tmp_path / "worker-2.log")
+    try:
+        for _ in range(40):
+            if _wait_until_paused_or_final(launched.flow_run_id) == "COMPLETED":
+                break
+            script.answer(steering.current_wait(registry, launched.case_ref))
+    finally:
+        _stop_worker(second)
+    keys = Counter(m.headers["X-Yeongye-Key"] for m in read_captured(mail.mail_dir))
+    assert len(keys) >= 20
+    assert set(keys.values()) == {1}, [k for k, n in keys.items() if n > 1]

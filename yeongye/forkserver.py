@@ -71,8 +71,14 @@ def _child(flow: Flow[..., object] | None, flow_run_id: str, server_fds: tuple[i
     """
     code = 1
     try:
+        # A session of its own, as Prefect starts flow-run processes: a signal to the worker's group
+        # (a stop, a restart) must not reach an execution that is just suspending, which would then
+        # be recorded Crashed instead of Suspended. The stack stops executions itself (processes.py).
+        os.setsid()
         signal.set_wakeup_fd(-1)
         signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        signal.signal(signal.SIGINT, signal.default_int_handler)
         for fd in server_fds:
             os.close(fd)
         null = os.open(os.devnull, os.O_RDONLY)
@@ -91,7 +97,9 @@ def serve() -> None:
     """Read requests on stdin until it closes; fork a child for each; report starts and exits on stdout.
 
     Exits are reported when the child ends, whatever order requests came in: SIGCHLD wakes the loop.
-    Children still running when stdin closes go on (they report their own state to Prefect).
+    SIGTERM and SIGINT are ignored: a signal to the worker's process group (a stop) must leave the
+    server reporting the exits of executions still finishing; it ends when the worker closes its
+    stdin (or dies). Children still running then go on and report their own state to Prefect.
     """
     flows = load_flows()
     assert threading.active_count() == 1, "a thread started at import would not survive fork"
@@ -100,6 +108,8 @@ def serve() -> None:
     wake_read, wake_write = os.pipe()
     os.set_blocking(wake_read, False)
     os.set_blocking(wake_write, False)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.set_wakeup_fd(wake_write)
     signal.signal(signal.SIGCHLD, lambda *_: None)  # a handler, so the wakeup fd sees the signal
     selector = selectors.DefaultSelector()

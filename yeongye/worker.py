@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
 import anyio.abc
+import psutil
 from prefect.utilities.processutils import setup_signal_handlers_worker
 from prefect.workers.process import ProcessJobConfiguration, ProcessWorker, ProcessWorkerResult
 
@@ -47,7 +48,8 @@ class ForkServer:
 
     If the server dies the worker cannot execute anything: it stops itself (SIGTERM, Prefect's
     graceful worker stop), and the stack's supervisor restarts the worker, which starts a new
-    server. Executions already forked go on and report their own states to Prefect.
+    server. Executions already forked go on and report their own states to Prefect; one that is
+    killed meanwhile is left Running, which the stack's recovery treats as stuck.
     """
 
     def __init__(self) -> None:
@@ -56,6 +58,7 @@ class ForkServer:
         self._exited: dict[int, asyncio.Future[int]] = {}
         self._early: dict[int, int] = {}  # exits read before their start was claimed
         self._lock = asyncio.Lock()
+        self._stopping = False
 
     async def start(self) -> None:
         self._process = await asyncio.create_subprocess_exec(
@@ -76,9 +79,11 @@ class ForkServer:
             self._process.stdin.write(f"{flow_run_id} {flow_name}\n".encode())
             await self._process.stdin.drain()
             pid = await started
-        exited = self._exited.setdefault(pid, loop.create_future())
-        if pid in self._early:
+        exited: asyncio.Future[int] = loop.create_future()
+        if pid in self._early:  # it ended before this line ran
             exited.set_result(self._early.pop(pid))
+        else:
+            self._exited[pid] = exited
         return pid, exited
 
     async def _read(self) -> None:
@@ -94,12 +99,22 @@ class ForkServer:
                     self._early[pid] = code
                 else:
                     future.set_result(code)
-        for future in [*self._started.values(), *self._exited.values()]:
+        for future in self._started.values():
             future.set_exception(RuntimeError("fork server exited"))
-        print("fork server exited: stopping the worker for the stack to restart it", flush=True)
-        os.kill(os.getpid(), signal.SIGTERM)
+        if not self._stopping:
+            print("fork server exited: stopping the worker for the stack to restart it", flush=True)
+            os.kill(os.getpid(), signal.SIGTERM)
+        # Executions already forked go on without the server and report their own states: the
+        # worker waits for them as it waits for its flow runs on a stop, and takes them as ended.
+        while self._exited:
+            for pid, future in list(self._exited.items()):
+                if not psutil.pid_exists(pid):
+                    future.set_result(0)
+                    del self._exited[pid]
+            await asyncio.sleep(0.5)
 
     async def stop(self) -> None:
+        self._stopping = True
         if self._process is not None and self._process.stdin is not None:
             self._process.stdin.close()
             await self._process.wait()
