@@ -22,6 +22,7 @@ page) writes such text to a registry note first and sends the note's number (``r
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable
 from enum import Enum
@@ -311,33 +312,30 @@ def response_key(pause_key: str) -> str:
 
 
 _SUSPENDED_PREFIX = "suspended-"
-# The answers of each execution, read on the first wait it meets: (flow run id, run count) -> key -> input.
-_ANSWERS: dict[tuple[UUID, int], dict[str, FlowRunInput]] = {}
 _ANSWERS_READ_AT_MOST = 10_000  # inputs of one run: 2 or 3 per wait (schema, description, answer)
 
 
 def _answered() -> dict[str, FlowRunInput]:
-    """Every answered wait of the running flow run, read once per execution.
-
-    An answer never changes once given, and a wait this execution reaches for the first time has
-    none yet (the answer comes only after the run suspends, in the next execution), so the read
-    stays true for the whole execution. Outside a flow run (a unit test of a form) there is none.
-    """
+    """Every answered wait of the running flow run, by response key (none outside a flow run)."""
     context = FlowRunContext.get()
     if context is None or context.flow_run is None:
         return {}
-    execution = (context.flow_run.id, context.flow_run.run_count)
-    if execution not in _ANSWERS:
-        _ANSWERS.clear()  # one execution at a time in a process, as a worker's child runs it
-        with get_client(sync_client=True) as client:
-            inputs = client.filter_flow_run_input(
-                flow_run_id=context.flow_run.id,
-                key_prefix=_SUSPENDED_PREFIX,
-                limit=_ANSWERS_READ_AT_MOST,
-                exclude_keys=set(),
-            )
-        _ANSWERS[execution] = {i.key: i for i in inputs if i.key.endswith("-response")}
-    return _ANSWERS[execution]
+    return _answers_of(context.flow_run.id, context.flow_run.run_count)
+
+
+@functools.lru_cache(maxsize=1)
+def _answers_of(flow_run_id: UUID, run_count: int) -> dict[str, FlowRunInput]:
+    """The answers of one execution (``run_count`` tells executions apart), read on the first wait it meets.
+
+    An answer never changes once given, and a wait this execution reaches for the first time has
+    none yet (the answer comes only after the run suspends, in the next execution), so the read
+    stays true for the whole execution.
+    """
+    with get_client(sync_client=True) as client:
+        inputs = client.filter_flow_run_input(
+            flow_run_id=flow_run_id, key_prefix=_SUSPENDED_PREFIX, limit=_ANSWERS_READ_AT_MOST, exclude_keys=set()
+        )
+    return {i.key: i for i in inputs if i.key.endswith("-response")}
 
 
 class Again(Enum):

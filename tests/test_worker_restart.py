@@ -40,6 +40,21 @@ def _env(registry: Database, results_dir: Path, tmp_path: Path) -> dict[str, str
     return env
 
 
+def _deployed(registry: Database, results_dir: Path, tmp_path: Path) -> dict[str, str]:
+    """The work pool and every deployment of prefect.yaml, as `yeongye up` makes them; returns the workers' env."""
+    env = _env(registry, results_dir, tmp_path)
+    subprocess.run(
+        prefect_command("work-pool", "create", "yeongye", "--type", "process", "--overwrite"),
+        env=env,
+        check=True,
+        capture_output=True,
+    )
+    subprocess.run(
+        prefect_command("--no-prompt", "deploy", "--all"), cwd=PROJECT_ROOT, env=env, check=True, capture_output=True
+    )
+    return env
+
+
 def _start_worker(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
         worker_command("yeongye", get_settings().worker_limit, f"test-{log.stem}"),
@@ -79,16 +94,7 @@ def _wait_until_paused_or_final(flow_run_id: str, timeout: float = 120) -> str:
 def test_case_survives_worker_restart_and_sends_nothing_twice(
     prefect_server: None, registry: Database, mail: MailCapture, results_dir: Path, tmp_path: Path
 ) -> None:
-    env = _env(registry, results_dir, tmp_path)
-    subprocess.run(
-        prefect_command("work-pool", "create", "yeongye", "--type", "process", "--overwrite"),
-        env=env,
-        check=True,
-        capture_output=True,
-    )
-    subprocess.run(
-        prefect_command("--no-prompt", "deploy", "--all"), cwd=PROJECT_ROOT, env=env, check=True, capture_output=True
-    )
+    env = _deployed(registry, results_dir, tmp_path)
 
     first = _start_worker(env, tmp_path / "worker-1.log")
     try:
@@ -134,16 +140,7 @@ def test_two_executors_share_the_cases_and_a_case_moves_between_them(
     """Two workers (each with its warm fork server) poll one Prefect server on PostgreSQL (on SQLite
     two busy workers get "database is locked"), their results in one directory standing in for a
     network store. Cases suspended on one resume on the other, finish, and send each email once."""
-    env = _env(registry, results_dir, tmp_path)
-    subprocess.run(
-        prefect_command("work-pool", "create", "yeongye", "--type", "process", "--overwrite"),
-        env=env,
-        check=True,
-        capture_output=True,
-    )
-    subprocess.run(
-        prefect_command("--no-prompt", "deploy", "--all"), cwd=PROJECT_ROOT, env=env, check=True, capture_output=True
-    )
+    env = _deployed(registry, results_dir, tmp_path)
     logs = [tmp_path / "worker-a.log", tmp_path / "worker-b.log"]
     workers = [_start_worker(env, log) for log in logs]
     try:
@@ -190,16 +187,7 @@ def test_a_killed_fork_server_stops_its_worker_and_the_case_goes_on(
     """kill -9 of the warm process executions are forked from: the worker stops itself (the stack's
     supervisor would start it again; here the test does), nothing is left Crashed or sent twice, and
     the case finishes on the next worker."""
-    env = _env(registry, results_dir, tmp_path)
-    subprocess.run(
-        prefect_command("work-pool", "create", "yeongye", "--type", "process", "--overwrite"),
-        env=env,
-        check=True,
-        capture_output=True,
-    )
-    subprocess.run(
-        prefect_command("--no-prompt", "deploy", "--all"), cwd=PROJECT_ROOT, env=env, check=True, capture_output=True
-    )
+    env = _deployed(registry, results_dir, tmp_path)
     first = _start_worker(env, tmp_path / "worker-1.log")
     try:
         launched = steering.launch(

@@ -12,7 +12,7 @@ import getpass
 import json
 import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -883,6 +883,24 @@ def jobs_facts(
         console.print(f"다음 (next): yeongye approve {ref}")
 
 
+def _record_findings(
+    ref: str,
+    command: str,
+    given: dict[str, bool | None],
+    record: Callable[..., tuple[str, ...]],
+) -> tuple[str, ...]:
+    """Record the findings the options named (``registry.findings``) on a case the logged-in case
+    worker acts on, as theirs; returns the findings that hold now."""
+    db, who = _signed_in(get_settings())
+    try:
+        with db.transaction() as session:
+            case = cases.find_case(session, clean_text(ref, "case", ID_MAX))
+            access.check_work_on_case(session, who, case, command)
+            return record(session, case, {k: v for k, v in given.items() if v is not None}, by=who.staff_id)
+    except cases.CaseError as error:
+        raise _fail(str(error)) from None
+
+
 @housing_app.command("needs")
 def housing_needs(
     ref: str = typer.Argument(..., help="주거지원 사례 번호 / housing-support case reference"),
@@ -911,16 +929,7 @@ def housing_needs(
         "home-modification": home_modification,
         "repairs": repairs,
     }
-    db, who = _signed_in(get_settings())
-    try:
-        with db.transaction() as session:
-            case = cases.find_case(session, clean_text(ref, "case", ID_MAX))
-            access.check_work_on_case(session, who, case, "housing needs")
-            needs = housing.record_needs(
-                session, case, {k: v for k, v in given.items() if v is not None}, by=who.staff_id
-            )
-    except cases.CaseError as error:
-        raise _fail(str(error)) from None
+    needs = _record_findings(ref, "housing needs", given, housing.record_needs)
     console.print(f"{ref}: 주거 욕구 기록 (recorded)")
     for code in needs:
         support = housing.NEEDS[code]
@@ -959,16 +968,7 @@ def hoarding_findings(
         hoarding.NO_GUARDIAN: no_guardian,
         hoarding.SAFETY_RISK: safety_risk,
     }
-    db, who = _signed_in(get_settings())
-    try:
-        with db.transaction() as session:
-            case = cases.find_case(session, clean_text(ref, "case", ID_MAX))
-            access.check_work_on_case(session, who, case, "hoarding findings")
-            holds = hoarding.record_findings(
-                session, case, {k: v for k, v in given.items() if v is not None}, by=who.staff_id
-            )
-    except cases.CaseError as error:
-        raise _fail(str(error)) from None
+    holds = _record_findings(ref, "hoarding findings", given, hoarding.record_findings)
     console.print(f"{ref}: 가정방문 확인 사항 기록 (recorded)")
     for code in holds:
         console.print(f"  {hoarding.label(code)}")
